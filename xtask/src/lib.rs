@@ -1,0 +1,16 @@
+//! The project's automation, as a library so that tests can share it: the
+//! pinned-tool installer ([`tools`]), code generation ([`generate`]) and the
+//! file helpers behind `--check` ([`files`]).
+
+pub mod files;
+pub mod generate;
+pub mod pins;
+pub mod tools;
+
+use std::path::PathBuf;
+
+/// The workspace root: the parent of this crate's directory.
+pub fn workspace_root() -> PathBuf {
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().map(PathBuf::from).unwrap_or(manifest_dir)
+}

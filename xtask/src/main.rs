@@ -1,0 +1,125 @@
+//! `cargo xtask <command>`: the project's automation. Run `cargo xtask --help`.
+
+use std::path::Path;
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use xtask::{generate, tools, workspace_root};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Odigos OpAMP project automation", disable_help_subcommand = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Regenerate gen/ (Go, Python, JavaScript, Rust) from proto/ with the pinned tools,
+    /// installing any that are missing into .tools/.
+    Generate {
+        /// Regenerate into a temporary folder and fail, listing every differing
+        /// file, if gen/ is not exactly what generation produces. Writes nothing.
+        #[arg(long)]
+        check: bool,
+    },
+    /// `buf lint`, then `buf breaking` against the previous commit of main.
+    Lint,
+    /// Everything CI runs: the generation check, lint, and every test of the workspace.
+    Test,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let root = workspace_root();
+    match cli.command {
+        Cmd::Generate { check: false } => generate_cmd(&root),
+        Cmd::Generate { check: true } => check_cmd(&root),
+        Cmd::Lint => lint(&root),
+        Cmd::Test => {
+            check_cmd(&root)?;
+            lint(&root)?;
+            cargo_test(&root)
+        }
+    }
+}
+
+fn generate_cmd(root: &Path) -> Result<()> {
+    let started = std::time::Instant::now();
+    let changes = generate::generate(root)?;
+    for change in &changes {
+        println!("{change}");
+    }
+    println!(
+        "gen/: {} file(s) updated in {:.1}s",
+        changes.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn check_cmd(root: &Path) -> Result<()> {
+    generate::check(root, &root.join("gen"))?;
+    println!("gen/ is up to date");
+    Ok(())
+}
+
+fn lint(root: &Path) -> Result<()> {
+    let tools = tools::ensure_codegen_tools(root)?;
+    tools::run(Command::new(&tools.buf).arg("lint").current_dir(root)).context("buf lint found problems")?;
+    println!("buf lint: ok");
+
+    let Some((label, commit)) = breaking_baseline(root)? else {
+        println!("buf breaking: skipped, main has no earlier commit with buf.yaml to compare against");
+        return Ok(());
+    };
+    tools::run(Command::new(&tools.buf)
+        .args(["breaking", "--against"])
+        .arg(format!(".git#ref={commit}"))
+        .current_dir(root))
+    .with_context(|| format!("buf breaking against {label} ({commit}) found incompatible changes"))?;
+    println!("buf breaking: ok against {label} ({})", &commit[..12.min(commit.len())]);
+    Ok(())
+}
+
+/// The commit `buf breaking` compares with: the tip of main when this checkout
+/// differs from it (a branch, or uncommitted work), else main's previous commit.
+fn breaking_baseline(root: &Path) -> Result<Option<(String, String)>> {
+    let git = |args: &[&str]| tools::stdout_of(Command::new("git").args(args).current_dir(root));
+    let Ok(main) = git(&["rev-parse", "--verify", "--quiet", "main^{commit}"]) else {
+        bail!("no `main` branch in this clone; fetch it (git fetch origin main:main) so buf breaking has a baseline");
+    };
+    let head = git(&["rev-parse", "HEAD"]).unwrap_or_default();
+    let dirty = !git(&["status", "--porcelain", "--", "proto", "buf.yaml"]).unwrap_or_default().is_empty();
+    let (label, rev) = if head != main || dirty { ("main", main) } else { ("main~1", format!("{main}~1")) };
+    let Ok(commit) = git(&["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")]) else {
+        return Ok(None);
+    };
+    if git(&["cat-file", "-e", &format!("{commit}:buf.yaml")]).is_err() {
+        return Ok(None);
+    }
+    Ok(Some((label.to_owned(), commit)))
+}
+
+fn cargo_test(root: &Path) -> Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["test", "--workspace", "--locked"])
+        .current_dir(root)
+        .status()
+        .context("running cargo test")?;
+    if !status.success() {
+        bail!("cargo test --workspace failed ({status})");
+    }
+    Ok(())
+}

@@ -28,7 +28,30 @@ enum Cmd {
     Lint,
     /// Everything CI runs: the generation check, lint, and every test of the workspace.
     Test,
+    /// Copy the generated Go, Python and JavaScript code into clones of the Odigos
+    /// repositories, reporting each file as added, changed or unchanged, and warning
+    /// when a destination pins a protobuf runtime too old for it.
+    #[command(group = clap::ArgGroup::new("destination").required(true).multiple(true))]
+    CopyToOdigos {
+        /// Root of a clone of odigos-io/odigos (gets opampserver/protobufs/*.pb.go).
+        #[arg(long, value_name = "DIR", group = "destination")]
+        odigos: Option<std::path::PathBuf>,
+        /// Root of a clone of odigos-io/odigos-opentelemetry-python (gets opamp/*_pb2.py and .pyi).
+        #[arg(long, value_name = "DIR", group = "destination")]
+        python_agent: Option<std::path::PathBuf>,
+        /// Root of a clone of odigos-io/opentelemetry-node (gets src/opamp/generated/*_pb.js and .d.ts).
+        #[arg(long, value_name = "DIR", group = "destination")]
+        node_agent: Option<std::path::PathBuf>,
+        /// Write nothing; show a unified diff of every file that would change.
+        #[arg(long, conflicts_with = "verify")]
+        dry_run: bool,
+        /// After copying, `go build` the Odigos module and load the Python and JavaScript
+        /// code under each agent's pinned runtime.
+        #[arg(long)]
+        verify: bool,
+    },
 }
+
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
@@ -50,6 +73,12 @@ fn run(cli: Cli) -> Result<()> {
             check_cmd(&root)?;
             lint(&root)?;
             cargo_test(&root)
+        }
+        Cmd::CopyToOdigos { odigos, python_agent, node_agent, dry_run, verify } => {
+            use xtask::copy_to_odigos::{Options, run};
+            let options = Options { dry_run, verify, ..Options::for_workspace(&root, odigos, python_agent, node_agent) };
+            run(&options, &mut std::io::stdout())?;
+            Ok(())
         }
     }
 }

@@ -1,0 +1,90 @@
+//! The node-local Odigos OpAMP server.
+//!
+//! Agents (OpenTelemetry SDKs in application containers) poll it with `POST /v1/opamp` over
+//! plain HTTP. It tells each agent who it is (resource attributes) and how to configure its
+//! instrumentations, tracks the agents in memory, and records each one as an
+//! `InstrumentationInstance`. The rules are in `shared/spec/PROTOCOL.md`.
+//!
+//! # Layers
+//!
+//! - [`transport`]: HTTP (axum): route, content type, gzip, body limit, status codes.
+//! - [`protocol`]: the pure core. `(message, state, identity, config, now)` →
+//!   `(response, new state, effects)`. No I/O, no clock.
+//! - [`registry`]: agents in memory, keyed by raw `instance_uid` bytes; liveness sweeping.
+//! - Three traits at the edges, each with an embedded implementation:
+//!   [`identity::Identity`] ([`identity::StaticTableIdentity`], a device table),
+//!   [`config_source::ConfigSource`] ([`config_source::MemoryConfigSource`]) and
+//!   [`store::InstanceStore`] ([`store::MemoryStore`]).
+//!
+//! # Embedding
+//!
+//! Tests, benchmarks and other crates run the server in-process on OS-chosen ports:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use odigos_opamp_server::config_source::MemoryConfigSource;
+//! use odigos_opamp_server::identity::{DeviceTable, StaticTableIdentity};
+//! use odigos_opamp_server::store::MemoryStore;
+//! use odigos_opamp_server::{Server, Settings};
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let table = DeviceTable::from_yaml(
+//!     "- {deviceId: dev-1, namespace: shop, pod: coupon-abc, container: app, \
+//!        workloadKind: Deployment, workloadName: coupon}",
+//! )?;
+//! let configs = Arc::new(MemoryConfigSource::new()); // keep a handle to change configs
+//! let store = Arc::new(MemoryStore::new()); // keep a handle to inspect records
+//! let server = Server::builder(Settings::loopback())
+//!     .identity(Arc::new(StaticTableIdentity::new(table)))
+//!     .config_source(configs.clone())
+//!     .store(store.clone())
+//!     .start()
+//!     .await?;
+//! println!("agents post to {}", server.opamp_url());
+//! println!("admin (metrics, /agents) on {}", server.admin_addr());
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Implementing an edge: [`identity::Identity::resolve`] returns a boxed future (the trait
+//! is object safe, called once per new agent, never under a lock);
+//! [`config_source::ConfigSource::workload_config`] is synchronous and called on every poll,
+//! so answer from memory; [`store::InstanceStore`] methods must only enqueue, with
+//! [`store::InstanceStore::flush`] awaited at shutdown.
+//!
+//! # Decisions where PROTOCOL.md leaves a choice
+//!
+//! - **Embedded identity.** Without a cluster, identities come from a device table
+//!   (`--devices`). A device id must name a row; self-reported `k8s.*` attributes must match
+//!   a row. `--trust-self-reported` (development only) accepts unmatched attributes as a bare
+//!   pod. With neither, every new agent is refused with a message saying so.
+//! - **Identity errors.** Missing identity, unknown device id, unverified attributes: 401.
+//!   Malformed device id, missing `process.pid`/`telemetry.sdk.language`: 400. Transient:
+//!   503 with `Retry-After` *and* an `UNAVAILABLE` error response with `retry_info`. Every
+//!   error body is a `ServerToAgent` echoing the uid, except 404/405/413/415 (plain text).
+//! - **Stale agents** are dropped and their resource deleted (as Odigos does), except when
+//!   the last reported status is `NoConnectionToOpAMPServer`.
+//! - **Disconnect**: deleted when the last known health is healthy or absent; kept (with
+//!   that health) when unhealthy.
+//! - **Heartbeat interval** is sent in `connection_settings` in the first response only, to
+//!   agents that set `ReportsHeartbeat`.
+//! - **Response gzip** only when `Accept-Encoding` allows it and the body is at least
+//!   [`Settings::gzip_min_bytes`] (256) bytes: gzip only makes a 50-byte acknowledgement bigger.
+//! - **Resource names** are `<pod>.<container>.<pid>` (unambiguous: container names have no
+//!   dots), with a hashed fallback when that is not a valid name.
+
+pub mod admin;
+pub mod config_source;
+pub mod exchange;
+pub mod identity;
+pub mod liveness;
+pub mod metrics;
+pub mod protocol;
+pub mod registry;
+mod server;
+pub mod settings;
+pub mod store;
+pub mod transport;
+
+pub use server::{RunningServer, Server, ServerBuilder, StartError};
+pub use settings::Settings;

@@ -1,0 +1,152 @@
+//! The server's Prometheus metrics, served by the admin listener at `/metrics`.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// `Content-Type` of `/metrics`.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
+
+/// Handling latency buckets in seconds: 25 µs to 1 s; handling is normally sub-millisecond.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.25, 1.0,
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabel {
+    operation: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+/// All metrics; cheap to update from any thread.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<OutcomeLabel, Counter>,
+    connected_agents: Gauge,
+    handling_seconds: Histogram,
+    store_writes: Family<OperationLabel, Counter>,
+    resolution_failures: Family<ReasonLabel, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("odigos_opamp");
+        let requests = Family::<OutcomeLabel, Counter>::default();
+        let connected_agents = Gauge::default();
+        let handling_seconds = Histogram::new(LATENCY_BUCKETS);
+        let store_writes = Family::<OperationLabel, Counter>::default();
+        let resolution_failures = Family::<ReasonLabel, Counter>::default();
+        registry.register("requests", "Agent requests by outcome", requests.clone());
+        registry.register(
+            "connected_agents",
+            "Agents currently known to the server",
+            connected_agents.clone(),
+        );
+        registry.register(
+            "request_handling_seconds",
+            "Time from a request's arrival to its response being ready",
+            handling_seconds.clone(),
+        );
+        registry.register(
+            "store_writes",
+            "Instance store operations by kind",
+            store_writes.clone(),
+        );
+        registry.register(
+            "identity_resolution_failures",
+            "New agents whose identity could not be resolved, by reason",
+            resolution_failures.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            connected_agents,
+            handling_seconds,
+            store_writes,
+            resolution_failures,
+        }
+    }
+
+    /// Count one request with its outcome label (e.g. `ack`, `payload_too_large`).
+    pub fn request(&self, outcome: &'static str, elapsed: Duration) {
+        self.requests.get_or_create(&OutcomeLabel { outcome }).inc();
+        self.handling_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// Count a request refused by routing (404, 405): no handling time to observe.
+    pub fn routing_rejection(&self, outcome: &'static str) {
+        self.requests.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// Count one store operation (`apply` or `delete`).
+    pub fn store_write(&self, operation: &'static str) {
+        self.store_writes
+            .get_or_create(&OperationLabel { operation })
+            .inc();
+    }
+
+    /// Count one failed identity resolution.
+    pub fn resolution_failure(&self, reason: &'static str) {
+        self.resolution_failures
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+
+    /// Render in the Prometheus text format, with the current number of agents.
+    pub fn render(&self, connected_agents: usize) -> String {
+        self.connected_agents
+            .set(i64::try_from(connected_agents).unwrap_or(i64::MAX));
+        let mut text = String::with_capacity(4096);
+        // Writing into a String cannot fail.
+        let _ = prometheus_text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_metric_in_prometheus_text() {
+        let metrics = Metrics::new();
+        metrics.request("ack", Duration::from_micros(80));
+        metrics.store_write("apply");
+        metrics.resolution_failure("unknown_device");
+        let text = metrics.render(3);
+        for line in [
+            "odigos_opamp_requests_total{outcome=\"ack\"} 1",
+            "odigos_opamp_connected_agents 3",
+            "odigos_opamp_request_handling_seconds_bucket{le=\"0.0001\"} 1",
+            "odigos_opamp_store_writes_total{operation=\"apply\"} 1",
+            "odigos_opamp_identity_resolution_failures_total{reason=\"unknown_device\"} 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! The `InstrumentationInstance` record derived from an agent's state (PROTOCOL.md §6).
+//!
+//! The record is shaped like the custom resource (camelCase, `status` as in the CRD schema),
+//! so a Kubernetes store can send `status` as it is.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use odigos_opamp_proto::opamp::proto::{ComponentHealth, KeyValue};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::protocol::attributes::stringify;
+use crate::protocol::state::AgentState;
+
+/// The CRD's limit on `message` fields, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 32768;
+/// Component `reason` when its status is plain text rather than a JSON object.
+pub const DETAILS_REASON: &str = "instrumentation.details";
+/// Kubernetes limit on object names (DNS subdomain).
+const MAX_NAME_LEN: usize = 253;
+
+/// Identifies one agent process: one resource per key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceKey {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    pub pid: i64,
+}
+
+impl InstanceKey {
+    /// The resource name: `<pod>.<container>.<pid>`.
+    ///
+    /// Container names cannot contain dots, so the name is unambiguous (Odigos' own
+    /// `<pod>-<pid>` collides when two containers both run pid 1). Names that would be too
+    /// long or invalid get a readable prefix and a hash of the exact key instead.
+    pub fn resource_name(&self) -> String {
+        let plain = format!("{}.{}.{}", self.pod, self.container, self.pid);
+        if is_dns_subdomain(&plain) {
+            return plain;
+        }
+        let mut digest = Sha256::new();
+        for part in [
+            self.pod.as_bytes(),
+            self.container.as_bytes(),
+            self.pid.to_string().as_bytes(),
+        ] {
+            digest.update((part.len() as u64).to_be_bytes());
+            digest.update(part);
+        }
+        let suffix = hex::encode(&digest.finalize()[..8]);
+        let prefix: String = plain
+            .to_ascii_lowercase()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .take(MAX_NAME_LEN - suffix.len() - 1)
+            .collect();
+        let prefix = prefix.trim_matches('-');
+        if prefix.is_empty() {
+            suffix
+        } else {
+            format!("{prefix}-{suffix}")
+        }
+    }
+}
+
+fn is_dns_subdomain(name: &str) -> bool {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    name.len() <= MAX_NAME_LEN && name.split('.').all(label_ok)
+}
+
+/// One `{key, value}` attribute of the resource.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Attribute {
+    pub key: String,
+    pub value: String,
+}
+
+/// One entry of `status.components`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Component {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub identifying_attributes: Vec<Attribute>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub non_identifying_attributes: Vec<Attribute>,
+    pub healthy: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub last_status_time: String,
+}
+
+/// `status` of the custom resource.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceStatus {
+    pub identifying_attributes: Vec<Attribute>,
+    pub non_identifying_attributes: Vec<Attribute>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthy: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub last_status_time: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<Component>,
+}
+
+/// Everything needed to write one resource.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceRecord {
+    pub key: InstanceKey,
+    /// Resource name, from [`InstanceKey::resource_name`].
+    pub name: String,
+    /// `spec.containerName`.
+    pub container_name: String,
+    /// Owner reference target (the Pod's uid, when known).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_uid: Option<String>,
+    /// Label `instrumented-app`: `<lowercase kind>-<workload name>`.
+    pub instrumented_app: String,
+    /// Label `ownerPodName`.
+    pub owner_pod_name: String,
+    pub status: InstanceStatus,
+}
+
+impl InstanceRecord {
+    /// The record for an agent's current state; `now` stamps statuses without a time.
+    pub fn from_state(state: &AgentState, now: SystemTime) -> Self {
+        let key = instance_key(state);
+        let health = state.health.as_ref();
+        let status_time = health.map_or(now, |h| time_or(h.status_time_unix_nano, now));
+        let status = InstanceStatus {
+            identifying_attributes: attributes(&state.description.identifying_attributes),
+            non_identifying_attributes: attributes(&state.description.non_identifying_attributes),
+            healthy: health.map(|h| h.healthy),
+            message: health.and_then(|h| non_empty(&h.last_error)).map(truncate),
+            reason: health.and_then(|h| non_empty(&h.status)),
+            last_status_time: rfc3339(status_time),
+            components: health.map_or_else(Vec::new, |h| components(h, status_time)),
+        };
+        InstanceRecord {
+            name: key.resource_name(),
+            container_name: state.identity.container.clone(),
+            pod_uid: state.identity.pod_uid.clone(),
+            instrumented_app: state.identity.workload.object_name(),
+            owner_pod_name: state.identity.pod_name.clone(),
+            key,
+            status,
+        }
+    }
+}
+
+/// The key of an agent's resource.
+pub fn instance_key(state: &AgentState) -> InstanceKey {
+    InstanceKey {
+        namespace: state.identity.namespace.clone(),
+        pod: state.identity.pod_name.clone(),
+        container: state.identity.container.clone(),
+        pid: state.pid,
+    }
+}
+
+/// Attributes with an empty key are dropped: the CRD requires `minLength: 1`.
+fn attributes(kvs: &[KeyValue]) -> Vec<Attribute> {
+    kvs.iter()
+        .filter(|kv| !kv.key.is_empty())
+        .map(|kv| Attribute {
+            key: kv.key.clone(),
+            value: stringify(kv.value.as_ref()),
+        })
+        .collect()
+}
+
+/// Components sorted by name (the map is ordered). A JSON-object status becomes the
+/// component's attributes; any other status text becomes its message.
+fn components(health: &ComponentHealth, parent_time: SystemTime) -> Vec<Component> {
+    health
+        .component_health_map
+        .iter()
+        .filter(|(name, _)| !name.is_empty())
+        .map(|(name, c)| {
+            let details =
+                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&c.status);
+            let (attrs, reason, message) = match details {
+                Ok(object) => (json_attributes(object), None, non_empty(&c.last_error)),
+                Err(_) => (
+                    Vec::new(),
+                    Some(DETAILS_REASON.to_owned()),
+                    non_empty(&c.status).or_else(|| non_empty(&c.last_error)),
+                ),
+            };
+            Component {
+                name: name.clone(),
+                kind: "instrumentation",
+                identifying_attributes: Vec::new(),
+                non_identifying_attributes: attrs,
+                healthy: c.healthy,
+                message: message.map(truncate),
+                reason,
+                last_status_time: rfc3339(time_or(c.status_time_unix_nano, parent_time)),
+            }
+        })
+        .collect()
+}
+
+fn json_attributes(object: serde_json::Map<String, serde_json::Value>) -> Vec<Attribute> {
+    object
+        .into_iter()
+        .filter(|(key, _)| !key.is_empty())
+        .map(|(key, value)| {
+            let value = match value {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            Attribute { key, value }
+        })
+        .collect()
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+fn truncate(mut s: String) -> String {
+    if let Some((cut, _)) = s.char_indices().nth(MAX_MESSAGE_CHARS) {
+        s.truncate(cut);
+    }
+    s
+}
+
+fn time_or(unix_nanos: u64, fallback: SystemTime) -> SystemTime {
+    if unix_nanos == 0 {
+        fallback
+    } else {
+        UNIX_EPOCH + Duration::from_nanos(unix_nanos)
+    }
+}
+
+/// RFC 3339 with second precision, as Kubernetes stores `date-time`.
+pub fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(pod: &str, container: &str, pid: i64) -> InstanceKey {
+        InstanceKey {
+            namespace: "ns".into(),
+            pod: pod.into(),
+            container: container.into(),
+            pid,
+        }
+    }
+
+    #[test]
+    fn names_are_readable_and_unique_per_container() {
+        assert_eq!(
+            key("coupon-abc", "app", 1).resource_name(),
+            "coupon-abc.app.1"
+        );
+        assert_ne!(
+            key("p", "a", 1).resource_name(),
+            key("p", "b", 1).resource_name()
+        );
+        // The two readings of "a-b-c" stay apart.
+        assert_ne!(
+            key("a-b", "c", 1).resource_name(),
+            key("a", "b-c", 1).resource_name()
+        );
+    }
+
+    #[test]
+    fn long_or_invalid_names_fall_back_to_prefix_and_hash() {
+        let long = key(&"p".repeat(250), "app", 12345);
+        let name = long.resource_name();
+        assert!(
+            name.len() <= MAX_NAME_LEN && is_dns_subdomain(&name),
+            "{name}"
+        );
+        assert_ne!(name, key(&"p".repeat(250), "app", 12346).resource_name());
+        let odd = key("Pod_Name", "app", 1).resource_name();
+        assert!(
+            is_dns_subdomain(&odd) && odd.starts_with("pod-name-app-1-"),
+            "{odd}"
+        );
+    }
+
+    #[test]
+    fn messages_are_cut_at_the_crd_limit_on_a_char_boundary() {
+        let long = "é".repeat(MAX_MESSAGE_CHARS + 10);
+        assert_eq!(truncate(long).chars().count(), MAX_MESSAGE_CHARS);
+        assert_eq!(truncate("short".into()), "short");
+    }
+}

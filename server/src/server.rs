@@ -1,0 +1,308 @@
+//! Assembling and running the server: [`Server::builder`] → [`ServerBuilder::start`] →
+//! [`RunningServer`].
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::admin::{self, AdminState};
+use crate::config_source::{ConfigSource, MemoryConfigSource};
+use crate::exchange::Exchange;
+use crate::identity::{DeviceTable, Identity, StaticTableIdentity};
+use crate::metrics::Metrics;
+use crate::protocol::AgentState;
+use crate::registry::Registry;
+use crate::settings::Settings;
+use crate::store::{InstanceStore, MemoryStore};
+use crate::transport::{self, AgentService};
+use crate::{liveness, transport::OPAMP_PATH};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr} ({listener} listener): {source}; is another server running?")]
+    Bind {
+        listener: &'static str,
+        addr: SocketAddr,
+        source: io::Error,
+    },
+    #[error("cannot listen on unix socket {path}: {problem}")]
+    UnixSocket { path: PathBuf, problem: String },
+}
+
+/// Entry point of the embedding API.
+pub struct Server;
+
+impl Server {
+    /// Start configuring a server. Unset parts get the embedded defaults: an empty device
+    /// table (every new agent is refused until identities are configured), defaults for
+    /// every workload's config, and an in-memory instance store.
+    pub fn builder(settings: Settings) -> ServerBuilder {
+        ServerBuilder {
+            settings,
+            identity: None,
+            config_source: None,
+            store: None,
+        }
+    }
+}
+
+/// Configures the edges of a server before it starts.
+pub struct ServerBuilder {
+    settings: Settings,
+    identity: Option<Arc<dyn Identity>>,
+    config_source: Option<Arc<dyn ConfigSource>>,
+    store: Option<Arc<dyn InstanceStore>>,
+}
+
+impl ServerBuilder {
+    /// Who agents are (e.g. [`StaticTableIdentity`], or the Kubernetes implementation).
+    pub fn identity(mut self, identity: Arc<dyn Identity>) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
+    /// Where workload configs come from (e.g. [`MemoryConfigSource`]).
+    pub fn config_source(mut self, config_source: Arc<dyn ConfigSource>) -> Self {
+        self.config_source = Some(config_source);
+        self
+    }
+
+    /// Where instance records go (e.g. [`MemoryStore`]).
+    pub fn store(mut self, store: Arc<dyn InstanceStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Bind every listener, then serve in background tasks. Must run inside a Tokio runtime.
+    pub async fn start(self) -> Result<RunningServer, StartError> {
+        let settings = self.settings;
+        let agent_listener = bind_tcp("agent", settings.listen).await?;
+        let admin_listener = bind_tcp("admin", settings.admin_listen).await?;
+        let unix_listener = settings.unix_socket.as_deref().map(bind_unix).transpose()?;
+        let agent_addr = local_addr("agent", settings.listen, &agent_listener)?;
+        let admin_addr = local_addr("admin", settings.admin_listen, &admin_listener)?;
+
+        let identity = self
+            .identity
+            .unwrap_or_else(|| Arc::new(StaticTableIdentity::new(DeviceTable::default())));
+        let exchange = Arc::new(Exchange {
+            registry: Arc::new(Registry::new()),
+            identity,
+            config: self
+                .config_source
+                .unwrap_or_else(|| Arc::new(MemoryConfigSource::new())),
+            store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+            metrics: Arc::new(Metrics::new()),
+            node_name: settings.node_name.clone(),
+            heartbeat_interval: settings.heartbeat_interval,
+        });
+        let service = Arc::new(AgentService {
+            exchange: Arc::clone(&exchange),
+            max_body_bytes: settings.max_body_bytes,
+            gzip_min_bytes: settings.gzip_min_bytes,
+        });
+        let shutting_down = Arc::new(AtomicBool::new(false));
+        let admin_state = Arc::new(AdminState {
+            exchange: Arc::clone(&exchange),
+            shutting_down: Arc::clone(&shutting_down),
+        });
+
+        let (stop, stop_rx) = watch::channel(false);
+        let (admin_stop, admin_stop_rx) = watch::channel(false);
+        let agent_router = transport::router(service);
+        let mut agent_tasks = vec![serve(agent_listener, agent_router.clone(), stop_rx.clone())];
+        if let Some(listener) = unix_listener {
+            agent_tasks.push(serve(listener, agent_router, stop_rx.clone()));
+        }
+        let admin_task = serve(admin_listener, admin::router(admin_state), admin_stop_rx);
+        let sweeper = liveness::spawn(
+            Arc::clone(&exchange),
+            settings.sweep_period(),
+            settings.stale_after(),
+            stop_rx,
+        );
+
+        tracing::info!(%agent_addr, %admin_addr, unix_socket = ?settings.unix_socket, node = %settings.node_name, "OpAMP server listening");
+        Ok(RunningServer {
+            agent_addr,
+            admin_addr,
+            unix_socket: settings.unix_socket,
+            shutdown_timeout: settings.shutdown_timeout,
+            exchange,
+            shutting_down,
+            stop,
+            admin_stop,
+            agent_tasks,
+            admin_task,
+            sweeper,
+        })
+    }
+}
+
+/// A started server. Dropping it stops the listeners (without flushing the store or
+/// removing the socket file); call [`RunningServer::shutdown`] for a graceful stop.
+pub struct RunningServer {
+    agent_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    unix_socket: Option<PathBuf>,
+    shutdown_timeout: Duration,
+    exchange: Arc<Exchange>,
+    shutting_down: Arc<AtomicBool>,
+    stop: watch::Sender<bool>,
+    admin_stop: watch::Sender<bool>,
+    agent_tasks: Vec<JoinHandle<io::Result<()>>>,
+    admin_task: JoinHandle<io::Result<()>>,
+    sweeper: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// The bound agent TCP address (the real port when 0 was asked for).
+    pub fn agent_addr(&self) -> SocketAddr {
+        self.agent_addr
+    }
+
+    /// `http://<agent_addr>/v1/opamp`.
+    pub fn opamp_url(&self) -> String {
+        format!("http://{}{OPAMP_PATH}", self.agent_addr)
+    }
+
+    /// The bound admin address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// The unix socket path, when that listener is enabled.
+    pub fn unix_socket(&self) -> Option<&Path> {
+        self.unix_socket.as_deref()
+    }
+
+    /// A copy of every connected agent's state.
+    pub fn agents(&self) -> Vec<AgentState> {
+        self.exchange.registry.snapshot()
+    }
+
+    /// Graceful stop: fail `/readyz`, stop accepting, let in-flight requests finish (up to
+    /// the shutdown timeout), stop the sweeper, flush the store, remove the socket file,
+    /// then stop the admin listener.
+    pub async fn shutdown(self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+        let _ = self.stop.send(true);
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
+        for task in self.agent_tasks {
+            let abort = task.abort_handle();
+            match tokio::time::timeout_at(deadline, task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(error))) => tracing::warn!(%error, "agent listener ended with an error"),
+                Ok(Err(error)) => tracing::warn!(%error, "agent listener task failed"),
+                Err(_) => {
+                    tracing::warn!(
+                        "in-flight requests still running after {:?}; closing them",
+                        self.shutdown_timeout
+                    );
+                    abort.abort();
+                }
+            }
+        }
+        let _ = self.sweeper.await;
+        if tokio::time::timeout_at(deadline, self.exchange.store.flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "instance store not flushed within {:?}",
+                self.shutdown_timeout
+            );
+        }
+        if let Some(path) = &self.unix_socket
+            && let Err(error) = std::fs::remove_file(path)
+        {
+            tracing::warn!(path = %path.display(), %error, "cannot remove the unix socket");
+        }
+        let _ = self.admin_stop.send(true);
+        let _ = self.admin_task.await;
+        tracing::info!("OpAMP server stopped");
+    }
+}
+
+fn serve<L>(
+    listener: L,
+    router: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<io::Result<()>>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                // Also stops when the sender is dropped (RunningServer dropped).
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            })
+            .await
+    })
+}
+
+async fn bind_tcp(listener: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            listener,
+            addr,
+            source,
+        })
+}
+
+fn local_addr(
+    listener: &'static str,
+    addr: SocketAddr,
+    bound: &TcpListener,
+) -> Result<SocketAddr, StartError> {
+    bound.local_addr().map_err(|source| StartError::Bind {
+        listener,
+        addr,
+        source,
+    })
+}
+
+/// Bind the unix socket: create its folder, replace a stale socket file (but never a live
+/// one, nor a non-socket file), and open it to every local user (mode 0666).
+fn bind_unix(path: &Path) -> Result<UnixListener, StartError> {
+    let fail = |problem: String| StartError::UnixSocket {
+        path: path.to_owned(),
+        problem,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| fail(format!("cannot create {}: {e}", parent.display())))?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(fail("another server is listening on it".into()));
+            }
+            std::fs::remove_file(path)
+                .map_err(|e| fail(format!("cannot remove the stale socket: {e}")))?;
+        }
+        Ok(_) => {
+            return Err(fail(
+                "the path exists and is not a socket; remove it or choose another".into(),
+            ));
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(e.to_string())),
+    }
+    let listener = UnixListener::bind(path).map_err(|e| fail(e.to_string()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+        .map_err(|e| fail(format!("cannot set mode 0666: {e}")))?;
+    Ok(listener)
+}

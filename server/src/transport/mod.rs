@@ -1,0 +1,166 @@
+//! The agent listener's HTTP surface (PROTOCOL.md §2): `POST /v1/opamp` and nothing else.
+
+pub mod body;
+pub mod negotiation;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::header::{ALLOW, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use odigos_opamp_proto::opamp::proto::AgentToServer;
+use prost::Message;
+
+use crate::exchange::Exchange;
+use crate::identity::{DEVICE_ID_HEADER, NonUtf8Header};
+use crate::protocol::{self, Outcome, ReplyStatus};
+use body::BodyError;
+use negotiation::PROTOBUF;
+
+/// The one path agents post to.
+pub const OPAMP_PATH: &str = "/v1/opamp";
+
+/// What the agent listeners share.
+pub struct AgentService {
+    pub exchange: Arc<Exchange>,
+    /// Largest accepted body, after decompression.
+    pub max_body_bytes: usize,
+    /// Responses smaller than this are not gzipped, even when the client accepts gzip.
+    pub gzip_min_bytes: usize,
+}
+
+/// The agent listener's router: `POST /v1/opamp`, 405 for other methods, 404 elsewhere.
+pub fn router(service: Arc<AgentService>) -> Router {
+    Router::new()
+        .route(OPAMP_PATH, post(opamp).fallback(method_not_allowed))
+        .fallback(not_found)
+        .with_state(service)
+}
+
+async fn opamp(State(service): State<Arc<AgentService>>, request: Request) -> Response {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let (label, response) = service.answer(&parts.headers, body).await;
+    service.exchange.metrics.request(label, started.elapsed());
+    response
+}
+
+impl AgentService {
+    async fn answer(&self, headers: &HeaderMap, body: Body) -> (&'static str, Response) {
+        if !negotiation::is_protobuf(headers) {
+            let text = format!("unsupported Content-Type: expected {PROTOBUF}");
+            return (
+                "unsupported_media_type",
+                text_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, text),
+            );
+        }
+        let bytes = match body::read(headers, body, self.max_body_bytes).await {
+            Ok(bytes) => bytes,
+            Err(error @ BodyError::TooLarge { .. }) => {
+                return (
+                    "payload_too_large",
+                    text_response(StatusCode::PAYLOAD_TOO_LARGE, error.to_string()),
+                );
+            }
+            Err(error @ BodyError::UnsupportedEncoding(_)) => {
+                return (
+                    "unsupported_media_type",
+                    text_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, error.to_string()),
+                );
+            }
+            Err(error @ (BodyError::BadGzip(_) | BodyError::Read(_))) => {
+                let outcome = protocol::undecodable(&error.to_string());
+                return (outcome.label, self.encode(outcome, headers));
+            }
+        };
+        let outcome = match AgentToServer::decode(bytes) {
+            Ok(msg) => self.exchange.handle(msg, device_id(headers)).await,
+            Err(error) => protocol::undecodable(&error.to_string()),
+        };
+        (outcome.label, self.encode(outcome, headers))
+    }
+
+    /// Encode once; gzip when the client allows it and the body is worth compressing.
+    fn encode(&self, outcome: Outcome, request_headers: &HeaderMap) -> Response {
+        let status = match outcome.status {
+            ReplyStatus::Ok => StatusCode::OK,
+            ReplyStatus::BadRequest => StatusCode::BAD_REQUEST,
+            ReplyStatus::Unauthorized => StatusCode::UNAUTHORIZED,
+            ReplyStatus::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        if let Some(error) = &outcome.response.error_response {
+            tracing::debug!(%status, message = %error.error_message, "rejected agent request");
+        }
+        let plain = outcome.response.encode_to_vec();
+        let mut response = Response::builder()
+            .status(status)
+            .header(CONTENT_TYPE, PROTOBUF);
+        if let ReplyStatus::Unavailable { retry_after_secs } = outcome.status {
+            response = response.header(RETRY_AFTER, retry_after_secs);
+        }
+        let compressed = (plain.len() >= self.gzip_min_bytes
+            && negotiation::accepts_gzip(request_headers))
+        .then(|| negotiation::gzip(&plain).ok())
+        .flatten();
+        let body = match compressed {
+            Some(gz) => {
+                response = response.header(CONTENT_ENCODING, "gzip");
+                gz
+            }
+            None => plain,
+        };
+        response
+            .body(Body::from(body))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    }
+}
+
+/// The `X-Odigos-DeviceId` header, trimmed.
+fn device_id(headers: &HeaderMap) -> Option<Result<String, NonUtf8Header>> {
+    headers.get(DEVICE_ID_HEADER).map(|v| {
+        v.to_str()
+            .map(|s| s.trim().to_owned())
+            .map_err(|_| NonUtf8Header)
+    })
+}
+
+async fn method_not_allowed(State(service): State<Arc<AgentService>>) -> Response {
+    service
+        .exchange
+        .metrics
+        .routing_rejection("method_not_allowed");
+    let mut response = text_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method not allowed: use POST {OPAMP_PATH}"),
+    );
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static("POST"));
+    response
+}
+
+async fn not_found(State(service): State<Arc<AgentService>>) -> Response {
+    service.exchange.metrics.routing_rejection("not_found");
+    text_response(
+        StatusCode::NOT_FOUND,
+        format!("not found: this listener serves only POST {OPAMP_PATH}"),
+    )
+}
+
+/// A plain-text error response.
+pub fn text_response(status: StatusCode, text: String) -> Response {
+    (
+        status,
+        [(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response()
+}

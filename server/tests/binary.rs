@@ -1,0 +1,196 @@
+//! The `odigos-opamp-server` binary: flags and environment variables, JSON logs, the
+//! embedded default answering a first message, and graceful shutdown on SIGTERM / SIGINT.
+
+#[path = "support/client.rs"]
+mod client;
+#[path = "support/messages.rs"]
+mod messages;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hyper::StatusCode;
+
+const BIN: &str = env!("CARGO_BIN_EXE_odigos-opamp-server");
+
+#[test]
+fn help_explains_every_flag_and_its_environment_variable() {
+    let output = Command::new(BIN)
+        .arg("--help")
+        .output()
+        .expect("run --help");
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for (flag, env) in [
+        ("--listen", "ODIGOS_OPAMP_LISTEN"),
+        ("--unix-socket", "ODIGOS_OPAMP_UNIX_SOCKET"),
+        ("--admin-listen", "ODIGOS_OPAMP_ADMIN_LISTEN"),
+        ("--devices", "ODIGOS_OPAMP_DEVICES"),
+        ("--trust-self-reported", "ODIGOS_OPAMP_TRUST_SELF_REPORTED"),
+        ("--node-name", "ODIGOS_OPAMP_NODE_NAME"),
+        ("--heartbeat-interval", "ODIGOS_OPAMP_HEARTBEAT_INTERVAL"),
+        ("--stale-factor", "ODIGOS_OPAMP_STALE_FACTOR"),
+        ("--max-body-bytes", "ODIGOS_OPAMP_MAX_BODY_BYTES"),
+        ("--shutdown-timeout", "ODIGOS_OPAMP_SHUTDOWN_TIMEOUT"),
+        ("--log-format", "ODIGOS_OPAMP_LOG_FORMAT"),
+        ("--log", "ODIGOS_OPAMP_LOG"),
+    ] {
+        assert!(
+            help.contains(flag) && help.contains(&format!("[env: {env}")),
+            "{flag} / {env} in\n{help}"
+        );
+    }
+    assert!(help.contains("[default: 0.0.0.0:4320]"), "{help}");
+}
+
+#[test]
+fn invalid_settings_are_refused_with_a_message() {
+    let output = Command::new(BIN)
+        .args(["--stale-factor", "0.5"])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--stale-factor"));
+    let output = Command::new(BIN)
+        .args(["--devices", "/nonexistent/devices.yaml"])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read device table"));
+}
+
+/// The running binary and the agent address read from its JSON "listening" log line.
+struct Running {
+    child: Child,
+    agent_addr: SocketAddr,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // Only when a test failed before stopping it: never leave it running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start the binary configured through environment variables only, logging JSON to stderr.
+fn start(devices: &Path, socket: &Path) -> Running {
+    let mut child = Command::new(BIN)
+        .env("ODIGOS_OPAMP_LISTEN", "127.0.0.1:0")
+        .env("ODIGOS_OPAMP_ADMIN_LISTEN", "127.0.0.1:0")
+        .env("ODIGOS_OPAMP_UNIX_SOCKET", socket)
+        .env("ODIGOS_OPAMP_DEVICES", devices)
+        .env("ODIGOS_OPAMP_NODE_NAME", "node-from-env")
+        .env("ODIGOS_OPAMP_LOG_FORMAT", "json")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the server binary");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let agent_addr = loop {
+        assert!(
+            Instant::now() < deadline,
+            "no 'listening' log line within 20 s"
+        );
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .expect("read stderr");
+        let Ok(log) = serde_json::from_str::<serde_json::Value>(&line) else {
+            panic!("not a JSON log line: {line}")
+        };
+        if let Some(addr) = log["agent_addr"].as_str() {
+            break addr.parse().expect("agent_addr is an address");
+        }
+    };
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Running { child, agent_addr }
+}
+
+fn stop_with(mut running: Running, signal: libc::c_int) {
+    let pid = libc::pid_t::try_from(running.child.id()).expect("pid fits pid_t");
+    // SAFETY: kill(2) on the pid of a child this test started and has not reaped.
+    let sent = unsafe { libc::kill(pid, signal) };
+    assert_eq!(
+        sent,
+        0,
+        "kill({pid}, {signal}): {}",
+        std::io::Error::last_os_error()
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = running.child.try_wait().expect("wait") {
+            assert!(
+                status.success(),
+                "graceful exit after signal {signal}: {status}"
+            );
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running 15 s after signal {signal}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+async fn first_message_gets_the_sdk_section(addr: SocketAddr) {
+    let mut connection = client::Connection::tcp(addr).await;
+    let reply = connection
+        .post(&messages::first_message(messages::PY_UID, 0), &[])
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let config = reply.message().remote_config.expect("remote config");
+    let sdk =
+        String::from_utf8_lossy(&config.config.expect("map").config_map["SDK"].body).into_owned();
+    assert!(
+        sdk.contains(r#"{"key":"k8s.node.name","value":"node-from-env"}"#),
+        "{sdk}"
+    );
+    let ack = connection
+        .post(&messages::heartbeat(messages::PY_UID, 1), &[])
+        .await
+        .message();
+    assert_eq!((ack.flags, ack.remote_config), (0, None));
+}
+
+fn devices_file(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("devices.yaml");
+    std::fs::write(&path, messages::DEVICES_YAML).expect("write devices");
+    path
+}
+
+#[tokio::test]
+async fn sigterm_stops_gracefully_and_removes_the_socket() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("exchange.sock");
+    let running = start(&devices_file(dir.path()), &socket);
+    first_message_gets_the_sdk_section(running.agent_addr).await;
+    let mut over_unix = client::Connection::unix(&socket).await;
+    assert_eq!(
+        over_unix
+            .post(&messages::heartbeat(messages::PY_UID, 2), &[])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    drop(over_unix);
+    stop_with(running, libc::SIGTERM);
+    assert!(!socket.exists(), "socket file removed");
+}
+
+#[tokio::test]
+async fn sigint_stops_gracefully() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("exchange.sock");
+    let running = start(&devices_file(dir.path()), &socket);
+    first_message_gets_the_sdk_section(running.agent_addr).await;
+    stop_with(running, libc::SIGINT);
+    assert!(!socket.exists(), "socket file removed");
+}

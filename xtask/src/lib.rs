@@ -5,6 +5,7 @@
 pub mod copy_to_odigos;
 pub mod files;
 pub mod generate;
+pub mod kube;
 pub mod pins;
 pub mod tools;
 

@@ -50,8 +50,23 @@ enum Cmd {
         #[arg(long)]
         verify: bool,
     },
+    /// A Kubernetes control plane (etcd + kube-apiserver v1.20 on 127.0.0.1) in the
+    /// background, with deploy/'s CRDs and RBAC installed.
+    Kube {
+        #[command(subcommand)]
+        action: KubeAction,
+    },
 }
 
+#[derive(Subcommand)]
+enum KubeAction {
+    /// Start it (building kube-apiserver on first use, ~5 min) and print `export KUBECONFIG=...`.
+    Up,
+    /// Stop it and delete its folder (.cache/kube/run/).
+    Down,
+    /// Print `export KUBECONFIG=...` for the running one.
+    Env,
+}
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
@@ -80,6 +95,9 @@ fn run(cli: Cli) -> Result<()> {
             run(&options, &mut std::io::stdout())?;
             Ok(())
         }
+        Cmd::Kube { action: KubeAction::Up } => Ok(xtask::kube::daemon::up()?),
+        Cmd::Kube { action: KubeAction::Down } => Ok(xtask::kube::daemon::down()?),
+        Cmd::Kube { action: KubeAction::Env } => Ok(xtask::kube::daemon::env()?),
     }
 }
 

@@ -21,7 +21,12 @@ pub const PYTHON_PROTOBUF: [&str; 2] = ["5.29.6", "7.36.2"];
 pub const PROTOBUF_ES: [&str; 2] = ["2.11.0", "2.17.0"];
 
 /// The JavaScript files laid out next to each runtime's node_modules.
-const JS_PROGRAMS: [&str; 3] = ["codec.mjs", "vectors.mjs", "roundtrip.test.mjs"];
+const JS_PROGRAMS: [&str; 4] = [
+    "codec.mjs",
+    "vectors.mjs",
+    "roundtrip.test.mjs",
+    "agent.mjs",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum LangError {
@@ -73,6 +78,9 @@ struct Prepared {
     exchange: Command,
     /// The language's own round-trip test.
     round_trip: Command,
+    /// The Odigos agent played on this language's generated code
+    /// (`crate::interop::agent_protocol`).
+    agent: Command,
 }
 
 impl Runtime {
@@ -137,6 +145,12 @@ impl Runtime {
         ))
     }
 
+    /// Installs what the agent program needs and returns the command that
+    /// starts it (it then speaks `crate::interop::agent_protocol` on stdio).
+    pub fn agent_command(&self) -> Result<Command, LangError> {
+        Ok(self.prepare()?.agent)
+    }
+
     fn protocol_error(&self, detail: String, output: &str) -> LangError {
         LangError::Protocol {
             runtime: self.to_string(),
@@ -178,16 +192,18 @@ impl Runtime {
             cmd
         };
         // Build once per run (go's cache makes an unchanged build a no-op), so
-        // the exchange pays no compile time.
-        let binary = tools_dir.join("test-go/vectors");
-        let binary_text = binary.to_string_lossy().into_owned();
+        // the programs pay no compile time. `-o dir/` writes one binary per
+        // command, named after its folder.
+        let binaries = tools_dir.join("test-go");
+        let out_dir = format!("{}/", binaries.to_string_lossy());
         process::run(
             &self.to_string(),
-            &mut go_command(&["build", "-o", &binary_text, "./cmd/vectors"]),
+            &mut go_command(&["build", "-o", &out_dir, "./cmd/..."]),
         )?;
         Ok(Prepared {
-            exchange: Command::new(&binary),
+            exchange: Command::new(binaries.join("vectors")),
             round_trip: go_command(&["test", "-v", "./..."]),
+            agent: Command::new(binaries.join("agent")),
         })
     }
 
@@ -212,6 +228,7 @@ impl Runtime {
         Ok(Prepared {
             exchange: python_command("vectors.py"),
             round_trip: python_command("test_roundtrip.py"),
+            agent: python_command("odigos_agent.py"),
         })
     }
 
@@ -253,9 +270,12 @@ impl Runtime {
             .arg("--test")
             .arg(run.join("roundtrip.test.mjs"))
             .env("ODIGOS_VECTORS_DIR", root.join("tests/vectors"));
+        let mut agent = Command::new(&node);
+        agent.arg(run.join("agent.mjs"));
         Ok(Prepared {
             exchange,
             round_trip,
+            agent,
         })
     }
 }

@@ -38,9 +38,17 @@ pub fn non_negative_int(attributes: &[KeyValue], key: &str) -> Option<i64> {
     match find(attributes, key)? {
         Value::IntValue(i) if *i >= 0 => Some(*i),
         Value::StringValue(s) => s.trim().parse::<i64>().ok().filter(|i| *i >= 0),
+        // JavaScript clients (e.g. @elastic/opamp-client-node) send every number as a
+        // double; a whole, non-negative one that fits is the same integer.
+        Value::DoubleValue(d) if d.fract() == 0.0 && (0.0..=MAX_EXACT_DOUBLE).contains(d) => {
+            Some(*d as i64)
+        }
         _ => None,
     }
 }
+
+/// 2^53: above it, doubles no longer hold every integer.
+const MAX_EXACT_DOUBLE: f64 = 9_007_199_254_740_992.0;
 
 /// The process id: `process.pid`, else `process.vpid`.
 pub fn pid(attributes: &[KeyValue]) -> Option<i64> {
@@ -127,6 +135,18 @@ mod tests {
         );
         assert_eq!(pid(&[kv(PROCESS_PID, Value::IntValue(-1))]), None);
         assert_eq!(pid(&[kv(PROCESS_PID, Value::BoolValue(true))]), None);
+    }
+
+    #[test]
+    fn pid_accepts_whole_doubles_as_javascript_clients_send_them() {
+        assert_eq!(
+            pid(&[kv(PROCESS_PID, Value::DoubleValue(4242.0))]),
+            Some(4242)
+        );
+        assert_eq!(pid(&[kv(PROCESS_PID, Value::DoubleValue(42.5))]), None);
+        assert_eq!(pid(&[kv(PROCESS_PID, Value::DoubleValue(-3.0))]), None);
+        assert_eq!(pid(&[kv(PROCESS_PID, Value::DoubleValue(f64::NAN))]), None);
+        assert_eq!(pid(&[kv(PROCESS_PID, Value::DoubleValue(1e300))]), None);
     }
 
     #[test]

@@ -16,10 +16,11 @@ function emit(event) {
   process.stdout.write(JSON.stringify(event) + "\n");
 }
 
-// A JS number becomes a double AnyValue in this client; the pid must be an
-// int AnyValue (PROTOCOL.md section 3), which the client makes from a BigInt.
+// Integers are passed as plain JS numbers, the way this client's users pass
+// `process.pid`: the client sends them as double AnyValues, which the server must
+// accept for the pid.
 function attributeValue(attribute) {
-  return "string" in attribute ? attribute.string : BigInt(attribute.int);
+  return "string" in attribute ? attribute.string : Number(attribute.int);
 }
 
 function describe(remoteConfig) {

@@ -140,18 +140,20 @@ async fn odiglet_rbac_is_enough_for_the_server_and_no_more() {
         .expect("server-side apply on /status as odiglet");
     assert_eq!(applied.data["status"]["healthy"], false);
 
-    let mut fetched = instances.get("coupon-7d9f-app-1").await.expect("get");
-    fetched.metadata.labels = Some(
-        [(
-            "instrumented-app".to_owned(),
-            "deployment-coupon".to_owned(),
-        )]
-        .into(),
-    );
+    // The object itself is server-side applied, creating it on first use.
     instances
-        .replace("coupon-7d9f-app-1", &PostParams::default(), &fetched)
+        .patch(
+            "coupon-7d9f-app-2",
+            &PatchParams::apply("odigos-opamp-server").force(),
+            &Patch::Apply(json!({
+                "apiVersion": "odigos.io/v1alpha1",
+                "kind": "InstrumentationInstance",
+                "metadata": {"name": "coupon-7d9f-app-2", "labels": {"instrumented-app": "deployment-coupon", "ownerPodName": "coupon-7d9f"}},
+                "spec": {"containerName": "app"},
+            })),
+        )
         .await
-        .expect("update as odiglet");
+        .expect("server-side apply (create) as odiglet");
     instances
         .patch(
             "coupon-7d9f-app-1",
@@ -160,6 +162,10 @@ async fn odiglet_rbac_is_enough_for_the_server_and_no_more() {
         )
         .await
         .expect("patch as odiglet");
+    instances
+        .delete("coupon-7d9f-app-2", &DeleteParams::default())
+        .await
+        .expect("delete as odiglet");
     instances
         .list(&ListParams::default())
         .await
@@ -278,6 +284,31 @@ async fn odiglet_rbac_is_enough_for_the_server_and_no_more() {
         .expect("32768 chars");
 
     // --- Forbidden (403): anything outside the server's job. ---
+    // Verbs on its own resources that the server never uses.
+    assert_eq!(code(instances.get("coupon-7d9f-app-1").await), 403);
+    let admin_instances: Api<DynamicObject> =
+        Api::namespaced_with(admin.clone(), &namespace, &instances_resource());
+    let fetched = admin_instances
+        .get("coupon-7d9f-app-1")
+        .await
+        .expect("get as admin");
+    assert_eq!(
+        code(
+            instances
+                .replace("coupon-7d9f-app-1", &PostParams::default(), &fetched)
+                .await
+        ),
+        403
+    );
+    assert_eq!(
+        code(
+            instances
+                .replace_status("coupon-7d9f-app-1", &PostParams::default(), &fetched)
+                .await
+        ),
+        403
+    );
+    assert_eq!(code(configs.get("deployment-coupon").await), 403);
     let secret = Secret {
         metadata: kube::api::ObjectMeta {
             name: Some("stolen".into()),

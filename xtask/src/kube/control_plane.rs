@@ -26,6 +26,8 @@ const ODIGLET_GROUPS: &[&str] = &[
 ];
 const ADMIN_USER: &str = "odigos-test-admin";
 
+/// How many times a start is tried when a picked port was taken meanwhile.
+const PORT_ATTEMPTS: u32 = 4;
 const ETCD_TIMEOUT: Duration = Duration::from_secs(20);
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -84,7 +86,6 @@ impl ControlPlaneBuilder {
     /// Builds or finds the binaries, starts etcd and kube-apiserver, waits
     /// for `/readyz`, then installs `deploy/crds/*.yaml` (and `deploy/rbac.yaml`).
     pub async fn start(self) -> Result<ControlPlane> {
-        let mut timings = Timings::default();
         let step = Instant::now();
         let binaries = tokio::task::spawn_blocking(binaries::ensure)
             .await
@@ -92,21 +93,50 @@ impl ControlPlaneBuilder {
                 context: "obtaining the control-plane binaries".into(),
                 source: std::io::Error::other(e),
             })??;
-        timings.binaries = step.elapsed();
+        let binaries_time = step.elapsed();
 
-        let work = WorkDir::create(self.work_dir)?;
+        // Free ports are only free until someone binds them: a parallel test can
+        // take one between our pick and etcd's or the apiserver's bind. Such a
+        // clash is retried on fresh ports, a bounded number of times.
+        let mut attempt = 1;
+        loop {
+            match self.start_once(&binaries, binaries_time).await {
+                Err(err) if err.is_port_clash() && attempt < PORT_ATTEMPTS => {
+                    eprintln!(
+                        "xtask kube: a port was taken before we could bind it (attempt {attempt}); retrying on other ports"
+                    );
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn start_once(
+        &self,
+        binaries: &Binaries,
+        binaries_time: Duration,
+    ) -> Result<ControlPlane> {
+        let mut timings = Timings {
+            binaries: binaries_time,
+            ..Timings::default()
+        };
+        let work = WorkDir::create(self.work_dir.clone())?;
         let dir = work.path().to_path_buf();
         let admin = Token::new(ADMIN_USER, &["system:masters"])?;
         let odiglet = Token::new(ODIGLET_USER, ODIGLET_GROUPS)?;
         let tokens: Vec<Token> = [admin.clone(), odiglet.clone()]
             .into_iter()
-            .chain(self.tokens)
+            .chain(self.tokens.iter().cloned())
             .collect();
         let pki = pki::generate(&dir.join("pki"), &tokens)?;
         let ports = Ports::pick()?;
 
         let step = Instant::now();
-        let command = launch::etcd_command(&binaries.etcd, &dir.join("etcd-data"), ports);
+        let data_dir = dir.join("etcd-data");
+        // A kept folder may hold the data of an attempt on other ports.
+        let _ = std::fs::remove_dir_all(&data_dir);
+        let command = launch::etcd_command(&binaries.etcd, &data_dir, ports);
         let mut etcd = Supervised::spawn("etcd", command, &dir.join("etcd.log"), self.lifetime)?;
         launch::wait_for_port(ports.etcd_client, &mut etcd, ETCD_TIMEOUT).await?;
         timings.etcd = step.elapsed();
@@ -126,7 +156,7 @@ impl ControlPlaneBuilder {
         let mut plane = ControlPlane {
             apiserver: None,
             etcd,
-            binaries,
+            binaries: binaries.clone(),
             pki,
             ports,
             server,

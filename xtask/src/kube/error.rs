@@ -104,3 +104,10 @@ pub(crate) fn api(context: impl Into<String>) -> impl FnOnce(kube::Error) -> Kub
         source: Box::new(source),
     }
 }
+
+impl KubeError {
+    /// A process exited because a port we picked was bound by someone else meanwhile.
+    pub fn is_port_clash(&self) -> bool {
+        matches!(self, KubeError::Exited { tail, .. } if tail.contains("address already in use"))
+    }
+}

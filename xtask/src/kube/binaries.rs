@@ -156,7 +156,7 @@ fn build_apiserver(cache: &Path, target: &Path) -> Result<()> {
     swap_reflect2(&tree)?;
     fix_zero_value_check(&tree)?;
     let log = cache.join("kube-apiserver-build.log");
-    run_make(&tree, go_bin, &scratch.path().join("gocache"), &log)?;
+    run_make(&tree, go_bin, scratch.path(), &log)?;
 
     let built = tree.join("_output/bin/kube-apiserver");
     let version = tools::stdout_of(Command::new(&built).arg("--version"))?;
@@ -232,6 +232,8 @@ fn fetch_source(scratch: &Path) -> Result<PathBuf> {
     let dsc = download.join(format!("kubernetes_{DEBIAN_KUBERNETES}.dsc"));
     let tree = scratch.join("tree");
     tools::run(Command::new("dpkg-source").arg("-x").arg(&dsc).arg(&tree))?;
+    // The tarballs are unpacked now; their few hundred MB are better left to Go's cache.
+    let _ = std::fs::remove_dir_all(&download);
     Ok(tree)
 }
 
@@ -328,7 +330,12 @@ fn fix_zero_value_check(tree: &Path) -> Result<()> {
 }
 
 /// `make WHAT=cmd/kube-apiserver`, offline, with Debian's Go first on PATH.
-fn run_make(tree: &Path, go_bin: &Path, gocache: &Path, log: &Path) -> Result<()> {
+/// Go's cache and its temporary work folders live in `scratch`, beside the
+/// tree: `/tmp` is often a small tmpfs, too small for the ~1 GB of objects.
+fn run_make(tree: &Path, go_bin: &Path, scratch: &Path, log: &Path) -> Result<()> {
+    let gocache = scratch.join("gocache");
+    let gotmp = scratch.join("gotmp");
+    std::fs::create_dir_all(&gotmp).map_err(io(format!("creating {}", gotmp.display())))?;
     let path = std::env::var_os("PATH").unwrap_or_default();
     let path = std::env::join_paths(
         std::iter::once(go_bin.to_path_buf()).chain(std::env::split_paths(&path)),
@@ -352,7 +359,9 @@ fn run_make(tree: &Path, go_bin: &Path, gocache: &Path, log: &Path) -> Result<()
         .env("CGO_ENABLED", "0")
         .env("GOPROXY", "off")
         .env("GOTOOLCHAIN", "local")
-        .env("GOCACHE", gocache)
+        .env("GOCACHE", &gocache)
+        .env("GOTMPDIR", &gotmp)
+        .env("TMPDIR", &gotmp)
         .stdin(std::process::Stdio::null())
         .stdout(out)
         .stderr(err)

@@ -11,8 +11,9 @@ use crate::identity::{Identity, NonUtf8Header};
 use crate::metrics::Metrics;
 use crate::protocol::{
     self, Admission, Context, Effect, InstanceRecord, Outcome, attributes::uid_display,
+    instance::instance_key,
 };
-use crate::registry::{Registry, Slot};
+use crate::registry::{Refused, Registry, Slot};
 use crate::store::InstanceStore;
 
 /// The server's shared state behind both agent listeners.
@@ -27,36 +28,67 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    /// Handle one decoded message; `device_id` is the `X-Odigos-DeviceId` header.
+    /// Handle one decoded message; `device_id` reads the `X-Odigos-DeviceId` header, at
+    /// most once: for a new agent, and for a known one registered with a device id (to
+    /// check it). Other heartbeats do not pay for the lookup and the copy.
     pub async fn handle(
         &self,
         msg: AgentToServer,
-        device_id: Option<Result<String, NonUtf8Header>>,
+        device_id: impl FnOnce() -> Option<Result<String, NonUtf8Header>>,
     ) -> Outcome {
+        let mut device_id = LazyHeader::new(device_id);
         let msg = match self.registry.get(&msg.instance_uid) {
             Some(slot) => match protocol::admit(&msg, true) {
                 Admission::Respond(outcome) => return *outcome,
-                Admission::Known | Admission::Resolve => match self.known(msg, slot) {
-                    Ok(outcome) => return outcome,
-                    // Removed (disconnect, expiry) between lookup and lock: unknown now.
-                    Err(msg) => *msg,
-                },
+                Admission::Known | Admission::Resolve => {
+                    match self.known(msg, slot, &mut device_id) {
+                        Ok(outcome) => return outcome,
+                        // Removed (disconnect, expiry) between lookup and lock: unknown now.
+                        Err(msg) => *msg,
+                    }
+                }
             },
             None => msg,
         };
         match protocol::admit(&msg, false) {
             Admission::Respond(outcome) => *outcome,
-            Admission::Known | Admission::Resolve => self.new_agent(msg, device_id).await,
+            // Boxed: the rare new-agent path would otherwise make every request's future
+            // (moved and boxed on each heartbeat) a kilobyte larger.
+            Admission::Known | Admission::Resolve => {
+                Box::pin(self.new_agent(msg, device_id.take())).await
+            }
         }
     }
 
     /// A known agent. Gives the message back when the slot was removed meanwhile.
-    fn known(&self, msg: AgentToServer, slot: Arc<Slot>) -> Result<Outcome, Box<AgentToServer>> {
+    fn known<F>(
+        &self,
+        msg: AgentToServer,
+        slot: Arc<Slot>,
+        device_id: &mut LazyHeader<F>,
+    ) -> Result<Outcome, Box<AgentToServer>>
+    where
+        F: FnOnce() -> Option<Result<String, NonUtf8Header>>,
+    {
         let ctx = self.context();
         let outcome = {
             let mut inner = slot.lock();
             if inner.gone {
                 return Err(Box::new(msg));
+            }
+            // An agent registered with a device id is that device's: the same uid from
+            // another device (or none) changes nothing.
+            if let Some(bound) = &inner.device_id
+                && !matches!(device_id.get(), Some(Ok(claimed)) if claimed.as_str() == &**bound)
+            {
+                self.metrics.resolution_failure("device_mismatch");
+                tracing::debug!(uid = %uid_display(&msg.instance_uid), "message refused: instance_uid is bound to another device id");
+                return Ok(Outcome::conflict(
+                    msg.instance_uid,
+                    "instance_uid is registered with another X-Odigos-DeviceId: send the \
+                     device id this agent registered with, or a new instance_uid"
+                        .to_owned(),
+                ));
             }
             let config = self.config.workload_config(&inner.state.workload_key);
             let outcome = protocol::handle_known(msg, &mut inner.state, &config, &ctx);
@@ -78,6 +110,9 @@ impl Exchange {
         msg: AgentToServer,
         device_id: Option<Result<String, NonUtf8Header>>,
     ) -> Outcome {
+        if self.registry.is_full() {
+            return self.over_capacity(msg.instance_uid);
+        }
         let request = protocol::identity_request(&msg, device_id);
         let identity = match self.identity.resolve(&request).await {
             Ok(identity) => identity,
@@ -94,16 +129,64 @@ impl Exchange {
         let config = self.config.workload_config(&workload_key);
         let (outcome, state) = protocol::handle_new(msg, identity, &config, &self.context());
         if let Some(state) = state {
+            if let Some(refusal) = self.claimed_by_another(&state) {
+                return refusal;
+            }
             let pod = format!("{}/{}", state.identity.namespace, state.identity.pod_name);
             let uid = uid_display(&state.instance_uid);
-            // A concurrent first message of the same uid may have won; its state stays and
-            // this answer (the same full config) is still right.
-            if self.registry.insert(state, Instant::now()).is_ok() {
-                tracing::info!(%uid, %pod, "agent connected");
-                self.apply(&outcome.effects);
+            let bound = request.device_id().ok().flatten().map(Box::from);
+            match self.registry.insert(state, bound, Instant::now()) {
+                Ok(_) => {
+                    tracing::info!(%uid, %pod, "agent connected");
+                    self.apply(&outcome.effects);
+                }
+                // A concurrent first message of the same uid won; its state stays and this
+                // answer (the same full config) is still right.
+                Err(Refused::Exists(_)) => {}
+                Err(Refused::Full) => return self.over_capacity(outcome.response.instance_uid),
             }
         }
         outcome
+    }
+
+    /// 503 for a new agent when the registry is full: come back after an interval, when
+    /// silent agents may have been dropped.
+    fn over_capacity(&self, uid: Vec<u8>) -> Outcome {
+        self.metrics.resolution_failure("over_capacity");
+        tracing::warn!(uid = %uid_display(&uid), "new agent refused: the agent cap is reached");
+        let message = "this server serves as many agents as it is allowed (--max-agents); \
+                       retry later"
+            .to_owned();
+        Outcome::unavailable(uid, message, self.heartbeat_interval, "over_capacity")
+    }
+
+    /// 409 when a live agent with another uid holds the same resource (pod, container,
+    /// pid): a second claim must not overwrite or delete it. An agent silent for more than
+    /// one heartbeat interval is taken to be the same process restarted, and is replaced.
+    fn claimed_by_another(&self, state: &protocol::AgentState) -> Option<Outcome> {
+        let key = instance_key(state);
+        let (uid, slot) = self.registry.holder_of(&key, &state.instance_uid)?;
+        let replaced = {
+            let mut holder = slot.lock();
+            let quiet = holder.last_seen.elapsed() > self.heartbeat_interval;
+            holder.gone |= quiet;
+            quiet
+        };
+        if replaced {
+            self.registry.remove(&uid, &slot);
+            tracing::info!(old = %uid_display(&uid), new = %uid_display(&state.instance_uid), "agent replaced by a new instance of the same process");
+            return None;
+        }
+        self.metrics.resolution_failure("resource_claimed");
+        tracing::warn!(uid = %uid_display(&state.instance_uid), holder = %uid_display(&uid), "new agent refused: its resource belongs to a live agent");
+        let message = format!(
+            "another live agent reports process {} in {}/{} container {}: one instance_uid \
+             per process",
+            key.pid, key.namespace, key.pod, key.container
+        );
+        let mut outcome = Outcome::conflict(state.instance_uid.clone(), message);
+        outcome.label = "resource_claimed";
+        Some(outcome)
     }
 
     /// Drop agents that went silent and handle their resources.
@@ -137,5 +220,32 @@ impl Exchange {
             now: SystemTime::now(),
             heartbeat_interval: self.heartbeat_interval,
         }
+    }
+}
+
+/// The `X-Odigos-DeviceId` header, read at most once and only when needed.
+struct LazyHeader<F> {
+    read: Option<F>,
+    value: Option<Result<String, NonUtf8Header>>,
+}
+
+impl<F: FnOnce() -> Option<Result<String, NonUtf8Header>>> LazyHeader<F> {
+    fn new(read: F) -> Self {
+        LazyHeader {
+            read: Some(read),
+            value: None,
+        }
+    }
+
+    fn get(&mut self) -> &Option<Result<String, NonUtf8Header>> {
+        if let Some(read) = self.read.take() {
+            self.value = read();
+        }
+        &self.value
+    }
+
+    fn take(mut self) -> Option<Result<String, NonUtf8Header>> {
+        self.get();
+        self.value
     }
 }

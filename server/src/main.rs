@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, ValueEnum};
-use odigos_opamp_server::Server;
 use odigos_opamp_server::identity::{DeviceTable, StaticTableIdentity};
+use odigos_opamp_server::kube::{KubeOptions, Kubernetes};
 use odigos_opamp_server::settings::{self, Settings};
+use odigos_opamp_server::{Server, ServerBuilder, kubelet};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// The node-local Odigos OpAMP server.
@@ -17,6 +18,12 @@ use tokio::signal::unix::{SignalKind, signal};
 /// Serves POST /v1/opamp to the OpenTelemetry agents on this node, and /healthz, /readyz,
 /// /metrics and /agents on a separate admin listener. Every flag can also be set through the
 /// environment variable shown with it.
+///
+/// Two modes. Kubernetes (the default): agents are verified against this node's pods and
+/// the kubelet, configs come from InstrumentationConfig objects, and each agent is recorded
+/// as an InstrumentationInstance; the API server is found in-cluster or through KUBECONFIG,
+/// and --node-name (or NODE_NAME) is required. Embedded (with --devices or
+/// --trust-self-reported): no cluster, identities from a device table, records in memory.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
 struct Cli {
@@ -46,9 +53,17 @@ struct Cli {
     #[arg(long, env = "ODIGOS_OPAMP_TRUST_SELF_REPORTED", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_value = "false", default_missing_value = "true")]
     trust_self_reported: bool,
 
-    /// This node's name, sent to agents as k8s.node.name. Default: the host name.
+    /// This node's name, sent to agents as k8s.node.name; in Kubernetes mode also the node
+    /// whose pods are served, and required. Default: the NODE_NAME environment variable (set
+    /// by the DaemonSet from spec.nodeName), else (embedded mode only) the host name.
     #[arg(long, env = "ODIGOS_OPAMP_NODE_NAME")]
     node_name: Option<String>,
+
+    /// Kubernetes mode: the kubelet's PodResources socket, which maps the X-Odigos-DeviceId
+    /// of an agent to its pod and container. An empty value turns device ids off (agents must
+    /// then self-report k8s.namespace.name, k8s.pod.name and k8s.container.name).
+    #[arg(long, env = "ODIGOS_OPAMP_KUBELET_SOCKET", value_name = "PATH", default_value = kubelet::DEFAULT_SOCKET)]
+    kubelet_socket: PathBuf,
 
     /// Expected agent polling interval (e.g. 30s, 500ms), sent to agents that report
     /// heartbeats; the liveness sweeper runs twice per interval.
@@ -67,6 +82,31 @@ struct Cli {
     #[arg(long, env = "ODIGOS_OPAMP_SHUTDOWN_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
     shutdown_timeout: Duration,
 
+    /// Most agents served at once; a new agent past it gets 503 with Retry-After (one
+    /// heartbeat interval) until others disconnect or go stale.
+    #[arg(long, env = "ODIGOS_OPAMP_MAX_AGENTS", default_value_t = settings::DEFAULT_MAX_AGENTS)]
+    max_agents: usize,
+
+    /// Most open connections on the agent listeners together (the admin listener has as
+    /// many of its own); a connection past it gets 503 with Retry-After and is closed.
+    #[arg(long, env = "ODIGOS_OPAMP_MAX_CONNECTIONS", default_value_t = settings::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+
+    /// Most requests handled at once per listener group; others wait their turn (within
+    /// --request-timeout). Bounds the request bodies held in memory at once.
+    #[arg(long, env = "ODIGOS_OPAMP_MAX_CONCURRENT_REQUESTS", default_value_t = settings::DEFAULT_MAX_CONCURRENT_REQUESTS)]
+    max_concurrent_requests: usize,
+
+    /// Time a client has to send a request's headers, from when its connection is ready
+    /// for one; also closes idle keep-alive connections. Past it the connection is closed.
+    #[arg(long, env = "ODIGOS_OPAMP_HEADER_READ_TIMEOUT", value_parser = parse_duration, default_value = "5s")]
+    header_read_timeout: Duration,
+
+    /// Time a client has to send the body and get the answer, once the headers are in;
+    /// past it: 408 and the connection is closed.
+    #[arg(long, env = "ODIGOS_OPAMP_REQUEST_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
+    request_timeout: Duration,
+
     /// Log format.
     #[arg(long, env = "ODIGOS_OPAMP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -81,6 +121,9 @@ enum LogFormat {
     Text,
     Json,
 }
+
+/// Upper bound of the count flags (a semaphore holds at most this many permits).
+const MAX_COUNT: usize = 1 << 20;
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let duration =
@@ -114,6 +157,29 @@ fn host_name() -> String {
 }
 
 impl Cli {
+    /// Embedded mode: a device table (or trusting self-reported attributes), no cluster.
+    fn embedded(&self) -> bool {
+        self.devices.is_some() || self.trust_self_reported
+    }
+
+    /// --node-name, else NODE_NAME; in embedded mode, else the host name.
+    fn node_name(&self) -> anyhow::Result<String> {
+        let given = self
+            .node_name
+            .clone()
+            .or_else(|| std::env::var("NODE_NAME").ok())
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty());
+        match given {
+            Some(name) => Ok(name),
+            None if self.embedded() => Ok(host_name()),
+            None => bail!(
+                "--node-name (or NODE_NAME) is required in Kubernetes mode: the server serves the \
+                 pods of one node; without a cluster, give --devices FILE"
+            ),
+        }
+    }
+
     fn settings(&self) -> anyhow::Result<Settings> {
         if !(self.stale_factor >= 1.0 && self.stale_factor.is_finite()) {
             bail!(
@@ -124,15 +190,29 @@ impl Cli {
         if self.max_body_bytes == 0 {
             bail!("--max-body-bytes must be more than zero");
         }
+        for (flag, value) in [
+            ("--max-agents", self.max_agents),
+            ("--max-connections", self.max_connections),
+            ("--max-concurrent-requests", self.max_concurrent_requests),
+        ] {
+            if !(1..=MAX_COUNT).contains(&value) {
+                bail!("{flag} must be between 1 and {MAX_COUNT}, got {value}");
+            }
+        }
         Ok(Settings {
             listen: self.listen,
             unix_socket: self.unix_socket.clone(),
             admin_listen: self.admin_listen,
-            node_name: self.node_name.clone().unwrap_or_else(host_name),
+            node_name: self.node_name()?,
             heartbeat_interval: self.heartbeat_interval,
             stale_factor: self.stale_factor,
             max_body_bytes: self.max_body_bytes,
             shutdown_timeout: self.shutdown_timeout,
+            max_agents: self.max_agents,
+            max_connections: self.max_connections,
+            max_concurrent_requests: self.max_concurrent_requests,
+            header_read_timeout: self.header_read_timeout,
+            request_timeout: self.request_timeout,
             ..Settings::default()
         })
     }
@@ -142,11 +222,6 @@ impl Cli {
             Some(path) => DeviceTable::load(path)?,
             None => DeviceTable::default(),
         };
-        if self.devices.is_none() && !self.trust_self_reported {
-            tracing::warn!(
-                "no --devices file and no --trust-self-reported: every agent will be refused"
-            );
-        }
         tracing::info!(
             rows = table.len(),
             trust_self_reported = self.trust_self_reported,
@@ -184,14 +259,47 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format, &cli.log)?;
     let settings = cli.settings()?;
-    let identity = cli.identity()?;
     let mut signals = StopSignals::register()?;
-    let server = Server::builder(settings)
-        .identity(Arc::new(identity))
-        .start()
-        .await?;
+    let builder = Server::builder(settings.clone());
+    let (builder, kubernetes) = if cli.embedded() {
+        (builder.identity(Arc::new(cli.identity()?)), None)
+    } else {
+        let kubernetes = start_kubernetes(&cli, &settings).await?;
+        (with_kubernetes(builder, &kubernetes), Some(kubernetes))
+    };
+    let server = builder.start().await?;
     let signal = signals.recv().await;
     tracing::info!(signal, "stopping");
+    // Flushes the instance store before the Kubernetes tasks stop.
     server.shutdown().await;
+    drop(kubernetes);
     Ok(())
+}
+
+/// The Kubernetes edges: watches, kubelet client, instance writer and resync.
+async fn start_kubernetes(cli: &Cli, settings: &Settings) -> anyhow::Result<Kubernetes> {
+    let client = kube::Client::try_default().await.context(
+        "no Kubernetes API server: run in a pod (in-cluster config) or set KUBECONFIG; \
+         without a cluster, give --devices FILE",
+    )?;
+    let mut options = KubeOptions::new(&settings.node_name);
+    options.kubelet_socket =
+        (!cli.kubelet_socket.as_os_str().is_empty()).then(|| cli.kubelet_socket.clone());
+    // A restarted server waits the stale period for live agents to come back before it
+    // deletes the resources of the ones that did not.
+    options.store.resync_grace = Some(settings.stale_after());
+    tracing::info!(
+        node = %settings.node_name,
+        kubelet_socket = ?options.kubelet_socket,
+        resync_after = ?settings.stale_after(),
+        "identity: Kubernetes"
+    );
+    Ok(Kubernetes::start(client, options)?)
+}
+
+fn with_kubernetes(builder: ServerBuilder, kubernetes: &Kubernetes) -> ServerBuilder {
+    builder
+        .identity(kubernetes.identity.clone())
+        .config_source(kubernetes.configs.clone())
+        .store(kubernetes.store.clone())
 }

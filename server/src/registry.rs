@@ -4,6 +4,7 @@
 //! agents never wait for each other, and one agent's requests are handled one at a time.
 //! Locks are only held for the pure handling step, never across an await.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -11,10 +12,13 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
 use crate::protocol::AgentState;
+use crate::protocol::instance::{InstanceKey, instance_key};
 
 /// One agent's state and when it was last heard from.
 #[derive(Debug)]
 pub struct Slot {
+    /// The agent's resource key; fixed at registration (identity and pid never change).
+    key: InstanceKey,
     inner: Mutex<SlotState>,
 }
 
@@ -26,6 +30,9 @@ pub struct SlotState {
     pub last_seen: Instant,
     /// Set when the agent was removed (disconnect, expiry) while a request held the slot.
     pub gone: bool,
+    /// The `X-Odigos-DeviceId` the agent registered with: its later messages must carry
+    /// it, so a uid cannot be taken over from another device.
+    pub device_id: Option<Box<str>>,
 }
 
 impl Slot {
@@ -36,15 +43,51 @@ impl Slot {
     }
 }
 
-/// All known agents.
-#[derive(Debug, Default)]
+/// All known agents, at most `max_agents` of them.
+#[derive(Debug)]
 pub struct Registry {
     agents: DashMap<Box<[u8]>, Arc<Slot>>,
+    /// Which uid holds each resource key, so a new agent's claim is checked without a scan.
+    holders: DashMap<InstanceKey, Box<[u8]>>,
+    /// Kept beside the map: `DashMap::len` locks every shard.
+    count: AtomicUsize,
+    max_agents: usize,
+}
+
+/// Why [`Registry::insert`] did not add an agent.
+#[derive(Debug)]
+pub enum Refused {
+    /// Another request added the same uid first: its slot.
+    Exists(Arc<Slot>),
+    /// The registry holds `max_agents` agents.
+    Full,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::with_max_agents(usize::MAX)
+    }
 }
 
 impl Registry {
+    /// A registry without a cap.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A registry that refuses new agents once it holds `max_agents`.
+    pub fn with_max_agents(max_agents: usize) -> Self {
+        Registry {
+            agents: DashMap::new(),
+            holders: DashMap::new(),
+            count: AtomicUsize::new(0),
+            max_agents,
+        }
+    }
+
+    /// Whether a new agent would be refused now.
+    pub fn is_full(&self) -> bool {
+        self.count.load(Ordering::Acquire) >= self.max_agents
     }
 
     /// The slot of a known uid.
@@ -52,23 +95,43 @@ impl Registry {
         self.agents.get(uid).map(|slot| Arc::clone(&slot))
     }
 
-    /// Add a new agent. When another request added the same uid first, its slot is
-    /// returned and this state is dropped.
-    pub fn insert(&self, state: AgentState, now: Instant) -> Result<Arc<Slot>, Arc<Slot>> {
+    /// Add a new agent. When another request added the same uid first, or the registry is
+    /// full, this state is dropped.
+    pub fn insert(
+        &self,
+        state: AgentState,
+        device_id: Option<Box<str>>,
+        now: Instant,
+    ) -> Result<Arc<Slot>, Refused> {
         match self
             .agents
             .entry(state.instance_uid.clone().into_boxed_slice())
         {
-            Entry::Occupied(existing) => Err(Arc::clone(existing.get())),
+            Entry::Occupied(existing) => Err(Refused::Exists(Arc::clone(existing.get()))),
             Entry::Vacant(vacant) => {
+                let reserved = self
+                    .count
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                        (n < self.max_agents).then_some(n + 1)
+                    });
+                if reserved.is_err() {
+                    return Err(Refused::Full);
+                }
+                let key = instance_key(&state);
+                let uid = vacant.key().clone();
                 let slot = Arc::new(Slot {
+                    key: key.clone(),
                     inner: Mutex::new(SlotState {
                         state,
                         last_seen: now,
                         gone: false,
+                        device_id,
                     }),
                 });
                 vacant.insert(Arc::clone(&slot));
+                // The latest registration holds the key; a displaced holder was refused or
+                // replaced by the caller before.
+                self.holders.insert(key, uid);
                 Ok(slot)
             }
         }
@@ -76,18 +139,37 @@ impl Registry {
 
     /// Drop an agent whose slot was already marked gone.
     pub fn remove(&self, uid: &[u8], slot: &Arc<Slot>) {
-        self.agents
+        let removed = self
+            .agents
             .remove_if(uid, |_, current| Arc::ptr_eq(current, slot));
+        if removed.is_some() {
+            self.count.fetch_sub(1, Ordering::AcqRel);
+            self.holders
+                .remove_if(&slot.key, |_, holder| &**holder == uid);
+        }
     }
 
     /// Number of known agents.
     pub fn len(&self) -> usize {
-        self.agents.len()
+        self.count.load(Ordering::Acquire)
     }
 
     /// Whether no agent is known.
     pub fn is_empty(&self) -> bool {
-        self.agents.is_empty()
+        self.len() == 0
+    }
+
+    /// The live agent other than `uid` that holds resource `key`, if any.
+    pub fn holder_of(&self, key: &InstanceKey, uid: &[u8]) -> Option<(Box<[u8]>, Arc<Slot>)> {
+        let holder = self.holders.get(key).map(|h| h.value().clone())?;
+        if &*holder == uid {
+            return None;
+        }
+        let slot = self.get(&holder)?;
+        if slot.lock().gone {
+            return None;
+        }
+        Some((holder, slot))
     }
 
     /// Remove every agent not heard from for `stale_after`, returning their last states.

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use crate::admin::{self, AdminState};
@@ -22,6 +22,7 @@ use crate::protocol::AgentState;
 use crate::registry::Registry;
 use crate::settings::Settings;
 use crate::store::{InstanceStore, MemoryStore};
+use crate::transport::serve::Limits;
 use crate::transport::{self, AgentService};
 use crate::{liveness, transport::OPAMP_PATH};
 
@@ -95,7 +96,7 @@ impl ServerBuilder {
             .identity
             .unwrap_or_else(|| Arc::new(StaticTableIdentity::new(DeviceTable::default())));
         let exchange = Arc::new(Exchange {
-            registry: Arc::new(Registry::new()),
+            registry: Arc::new(Registry::with_max_agents(settings.max_agents)),
             identity,
             config: self
                 .config_source
@@ -119,11 +120,24 @@ impl ServerBuilder {
         let (stop, stop_rx) = watch::channel(false);
         let (admin_stop, admin_stop_rx) = watch::channel(false);
         let agent_router = transport::router(service);
-        let mut agent_tasks = vec![serve(agent_listener, agent_router.clone(), stop_rx.clone())];
+        // Both agent listeners share one budget; the admin listener has its own, so
+        // probes and scrapes still get in when agents use every connection.
+        let agent_limits = limits(&settings);
+        let mut agent_tasks = vec![serve(
+            agent_listener,
+            agent_router.clone(),
+            agent_limits.clone(),
+            stop_rx.clone(),
+        )];
         if let Some(listener) = unix_listener {
-            agent_tasks.push(serve(listener, agent_router, stop_rx.clone()));
+            agent_tasks.push(serve(listener, agent_router, agent_limits, stop_rx.clone()));
         }
-        let admin_task = serve(admin_listener, admin::router(admin_state), admin_stop_rx);
+        let admin_task = serve(
+            admin_listener,
+            admin::router(admin_state),
+            limits(&settings),
+            admin_stop_rx,
+        );
         let sweeper = liveness::spawn(
             Arc::clone(&exchange),
             settings.sweep_period(),
@@ -233,23 +247,27 @@ impl RunningServer {
     }
 }
 
+/// A fresh budget of connections and concurrent requests, with the timeouts.
+fn limits(settings: &Settings) -> Limits {
+    Limits {
+        connections: Arc::new(Semaphore::new(settings.max_connections)),
+        requests: Arc::new(Semaphore::new(settings.max_concurrent_requests)),
+        header_read_timeout: settings.header_read_timeout,
+        request_timeout: settings.request_timeout,
+    }
+}
+
+/// Serve until `stop` turns true, or its sender is dropped (RunningServer dropped).
 fn serve<L>(
     listener: L,
     router: axum::Router,
-    mut stop: watch::Receiver<bool>,
+    limits: Limits,
+    stop: watch::Receiver<bool>,
 ) -> JoinHandle<io::Result<()>>
 where
     L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
 {
-    tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                // Also stops when the sender is dropped (RunningServer dropped).
-                let _ = stop.wait_for(|stopped| *stopped).await;
-            })
-            .await
-    })
+    tokio::spawn(transport::serve::serve(listener, router, limits, stop))
 }
 
 async fn bind_tcp(listener: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {

@@ -18,6 +18,20 @@ pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
 pub const DEFAULT_STALE_FACTOR: f64 = 2.5;
 /// Default body limit, after decompression: 4 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Default cap on connected agents: a node runs at most 110 pods by default (kubelet's
+/// max-pods), so hundreds of agents; this leaves room, and keeps the worst-case memory
+/// (see SECURITY.md) under the DaemonSet's 256 MiB limit.
+pub const DEFAULT_MAX_AGENTS: usize = 1024;
+/// Default cap on open connections per listener group (agents; admin has its own).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default cap on requests handled at once: bounds the bodies buffered at once.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 16;
+/// Default time to send a request's headers; also how long an idle keep-alive connection
+/// stays open. Shorter than any agent's poll interval (10 s for Node, 30 s for the others)
+/// so an idle connection is never closed just as the next poll is sent on it.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default time to send the body and get the answer, once the headers are in.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything the server needs to run.
 #[derive(Clone, Debug)]
@@ -41,6 +55,18 @@ pub struct Settings {
     pub gzip_min_bytes: usize,
     /// How long shutdown waits for in-flight requests and the store flush.
     pub shutdown_timeout: Duration,
+    /// New agents past this many are answered 503 with `Retry-After`.
+    pub max_agents: usize,
+    /// Open connections on the agent listeners together (the admin listener has as many
+    /// of its own); past it a connection gets 503 and is closed.
+    pub max_connections: usize,
+    /// Requests handled at once per listener group; the others wait for their turn.
+    pub max_concurrent_requests: usize,
+    /// Time to send a request's headers (slowloris); also closes idle keep-alive
+    /// connections.
+    pub header_read_timeout: Duration,
+    /// Time to send the body and be answered; past it: 408 and the connection closed.
+    pub request_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -55,6 +81,11 @@ impl Default for Settings {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             gzip_min_bytes: 256,
             shutdown_timeout: Duration::from_secs(10),
+            max_agents: DEFAULT_MAX_AGENTS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
     }
 }

@@ -25,6 +25,7 @@ use odigos_opamp_proto::opamp::proto::{
     AgentCapabilities, AgentToServer, ConnectionSettingsOffers, OpAmpConnectionSettings,
     RemoteConfigStatuses, ServerToAgent, ServerToAgentFlags,
 };
+use prost::Message as _;
 use sha2::{Digest, Sha256};
 
 pub use instance::{InstanceKey, InstanceRecord};
@@ -36,6 +37,11 @@ use crate::identity::{IdentityRequest, NonUtf8Header, ResolvedIdentity};
 
 /// Longest accepted `instance_uid`, in bytes.
 pub const MAX_UID_LEN: usize = 64;
+
+/// Largest `agent_description` plus `health` of one message, encoded: what the server keeps
+/// per agent, and writes to its resource, stays bounded whatever an agent sends. Real
+/// agents send a few KiB; a long command line still fits.
+pub const MAX_RETAINED_BYTES: usize = 32 * 1024;
 
 /// Health status an agent reports when it lost the server; such resources are kept.
 pub const NO_CONNECTION_STATUS: &str = "NoConnectionToOpAMPServer";
@@ -73,6 +79,18 @@ pub fn admit(msg: &AgentToServer, known: bool) -> Admission {
         let message = format!(
             "instance_uid is {} bytes, at most {MAX_UID_LEN} allowed",
             uid.len()
+        );
+        return respond(Outcome::bad_request(uid.clone(), message));
+    }
+    let retained = msg
+        .agent_description
+        .as_ref()
+        .map_or(0, |d| d.encoded_len())
+        + msg.health.as_ref().map_or(0, |h| h.encoded_len());
+    if retained > MAX_RETAINED_BYTES {
+        let message = format!(
+            "agent_description and health are {retained} bytes together, at most \
+             {MAX_RETAINED_BYTES} allowed"
         );
         return respond(Outcome::bad_request(uid.clone(), message));
     }
@@ -143,7 +161,11 @@ pub fn handle_new(
     ctx: &Context<'_>,
 ) -> (Outcome, Option<AgentState>) {
     let uid = std::mem::take(&mut msg.instance_uid);
-    let description = msg.agent_description.take().unwrap_or_default();
+    let mut description = msg.agent_description.take().unwrap_or_default();
+    // Decoding grows these by doubling; kept for the agent's lifetime, trimmed they save
+    // ~200 bytes per agent.
+    description.identifying_attributes.shrink_to_fit();
+    description.non_identifying_attributes.shrink_to_fit();
     let attrs = &description.identifying_attributes;
     let (Some(pid), Some(language)) = (
         attributes::pid(attrs),
@@ -176,7 +198,7 @@ pub fn handle_new(
         health: msg.health.take(),
         remote_config_status: msg.remote_config_status.take(),
         last_sent_hash: Some(remote_config.config_hash.clone()),
-        offered: OfferedConfig::new(config.clone(), remote_config.clone()),
+        offered: OfferedConfig::new(config.clone(), &remote_config),
     };
 
     let mut response = ack(uid);
@@ -221,13 +243,19 @@ pub fn handle_known(
         };
     }
 
+    let mut built = None;
     if state.offered.source != *config {
-        let built = remote_config::build(ctx.node_name, &state.identity, config);
-        state.offered = OfferedConfig::new(config.clone(), built);
+        let fresh = remote_config::build(ctx.node_name, &state.identity, config);
+        state.offered = OfferedConfig::new(config.clone(), &fresh);
+        built = Some(fresh);
     }
     let mut label = if gap { "report_full_state" } else { "ack" };
     if should_send_config(state) {
-        response.remote_config = Some(state.offered.remote_config.clone());
+        // The same inputs build the same bytes and hash as when the hash was taken.
+        let remote_config = built.unwrap_or_else(|| {
+            remote_config::build(ctx.node_name, &state.identity, &state.offered.source)
+        });
+        response.remote_config = Some(remote_config);
         state.last_sent_hash = Some(state.offered.hash.clone());
         label = "remote_config";
     }

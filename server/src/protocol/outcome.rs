@@ -25,6 +25,8 @@ pub enum ReplyStatus {
     BadRequest,
     /// 401: the agent's identity is missing or not recognised.
     Unauthorized,
+    /// 409: the message claims an agent that is bound to another identity.
+    Conflict,
     /// 503 with `Retry-After`: try again later.
     Unavailable { retry_after_secs: u64 },
 }
@@ -44,7 +46,9 @@ pub enum Effect {
 #[serde(rename_all = "camelCase")]
 pub struct Outcome {
     pub status: ReplyStatus,
-    pub response: ServerToAgent,
+    /// Boxed: a `ServerToAgent` is ~1.5 KB inline, and an outcome is moved several times
+    /// on its way to the transport.
+    pub response: Box<ServerToAgent>,
     pub effects: Vec<Effect>,
     /// The registry must drop the agent after answering (disconnect).
     pub forget: bool,
@@ -57,7 +61,7 @@ impl Outcome {
     pub fn ok(response: ServerToAgent, label: &'static str) -> Self {
         Outcome {
             status: ReplyStatus::Ok,
-            response,
+            response: Box::new(response),
             effects: Vec::new(),
             forget: false,
             label,
@@ -74,10 +78,54 @@ impl Outcome {
         );
         Outcome {
             status: ReplyStatus::BadRequest,
-            response,
+            response: Box::new(response),
             effects: Vec::new(),
             forget: false,
             label: "bad_request",
+        }
+    }
+
+    /// A 503 reply with `Retry-After` and `error_response { UNAVAILABLE, retry_info }`.
+    pub fn unavailable(
+        instance_uid: Vec<u8>,
+        message: String,
+        retry_after: Duration,
+        label: &'static str,
+    ) -> Self {
+        let retry = RetryInfo {
+            retry_after_nanoseconds: saturating_nanos(retry_after),
+        };
+        let response = error_response(
+            instance_uid,
+            ServerErrorResponseType::Unavailable,
+            message,
+            Some(retry),
+        );
+        Outcome {
+            status: ReplyStatus::Unavailable {
+                retry_after_secs: retry_after.as_secs_f64().ceil().max(1.0) as u64,
+            },
+            response: Box::new(response),
+            effects: Vec::new(),
+            forget: false,
+            label,
+        }
+    }
+
+    /// A 409 reply carrying `error_response { BAD_REQUEST }`; nothing is changed.
+    pub fn conflict(instance_uid: Vec<u8>, message: String) -> Self {
+        let response = error_response(
+            instance_uid,
+            ServerErrorResponseType::BadRequest,
+            message,
+            None,
+        );
+        Outcome {
+            status: ReplyStatus::Conflict,
+            response: Box::new(response),
+            effects: Vec::new(),
+            forget: false,
+            label: "conflict",
         }
     }
 
@@ -127,7 +175,7 @@ impl Outcome {
         };
         Outcome {
             status,
-            response,
+            response: Box::new(response),
             effects: Vec::new(),
             forget: false,
             label,

@@ -7,6 +7,7 @@ use odigos_opamp_proto::opamp::proto::{
     AgentDescription, AgentRemoteConfig, AgentToServer, ComponentHealth, RemoteConfigStatus,
     RemoteConfigStatuses,
 };
+use prost::Message as _;
 use serde::{Serialize, Serializer};
 
 use crate::config_source::{WorkloadConfig, WorkloadKey};
@@ -40,14 +41,14 @@ pub struct AgentState {
     pub last_sent_hash: Option<Vec<u8>>,
 }
 
-/// The remote config built for an agent, with the workload config it came from so it is
-/// rebuilt only when that changes.
+/// The remote config offered to an agent: its hash, and the workload config it was built
+/// from (with the agent's identity), so the hash is recomputed only when that changes. The
+/// config itself is rebuilt, identically, on the rare polls that send it: keeping a copy per
+/// agent cost over 1 KiB each.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OfferedConfig {
     pub source: WorkloadConfig,
-    #[serde(skip)]
-    pub remote_config: AgentRemoteConfig,
     #[serde(rename = "configHash", serialize_with = "serialize_bytes_hex")]
     pub hash: Vec<u8>,
 }
@@ -66,13 +67,12 @@ impl Changes {
 }
 
 impl OfferedConfig {
-    /// Cache a freshly built remote config with the workload config it came from.
-    pub fn new(source: WorkloadConfig, remote_config: AgentRemoteConfig) -> Self {
-        let hash = remote_config.config_hash.clone();
+    /// Remember a freshly built remote config by its hash, with the workload config it
+    /// came from.
+    pub fn new(source: WorkloadConfig, remote_config: &AgentRemoteConfig) -> Self {
         OfferedConfig {
             source,
-            remote_config,
-            hash,
+            hash: remote_config.config_hash.clone(),
         }
     }
 }
@@ -87,7 +87,9 @@ impl AgentState {
             self.capabilities = msg.capabilities;
         }
         if let Some(description) = msg.agent_description.take() {
-            changes.description = description != self.description;
+            // Compared encoded: with a NaN attribute, `!=` would call every resend a change
+            // and rewrite the resource on each poll.
+            changes.description = description.encode_to_vec() != self.description.encode_to_vec();
             self.description = description;
         }
         if let Some(health) = msg.health.take() {

@@ -12,7 +12,8 @@ pub const MAX_INSTANCES_PER_POD: usize = 16;
 
 #[derive(Debug, Default)]
 struct Inner {
-    records: BTreeMap<InstanceKey, (u64, InstanceRecord)>,
+    /// Boxed: a B-tree node holds 11 entries, mostly empty, and a record is ~350 bytes.
+    records: BTreeMap<InstanceKey, (u64, Box<InstanceRecord>)>,
     writes: u64,
 }
 
@@ -30,7 +31,7 @@ impl MemoryStore {
     /// The record for `key`, if any.
     pub fn get(&self, key: &InstanceKey) -> Option<InstanceRecord> {
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.records.get(key).map(|(_, r)| r.clone())
+        inner.records.get(key).map(|(_, r)| InstanceRecord::clone(r))
     }
 }
 
@@ -40,7 +41,7 @@ impl InstanceStore for MemoryStore {
         inner.writes += 1;
         let stamp = inner.writes;
         let key = record.key.clone();
-        inner.records.insert(key.clone(), (stamp, record));
+        inner.records.insert(key.clone(), (stamp, Box::new(record)));
 
         // Keys sort by (namespace, pod, ...), so one pod's records are one range.
         let same_pod = |k: &InstanceKey| k.namespace == key.namespace && k.pod == key.pod;
@@ -73,7 +74,11 @@ impl InstanceStore for MemoryStore {
 
     fn records(&self) -> Vec<InstanceRecord> {
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.records.values().map(|(_, r)| r.clone()).collect()
+        inner
+            .records
+            .values()
+            .map(|(_, r)| InstanceRecord::clone(r))
+            .collect()
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod body;
 pub mod negotiation;
+pub mod serve;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -79,7 +80,7 @@ impl AgentService {
             }
         };
         let outcome = match AgentToServer::decode(bytes) {
-            Ok(msg) => self.exchange.handle(msg, device_id(headers)).await,
+            Ok(msg) => self.exchange.handle(msg, || device_id(headers)).await,
             Err(error) => protocol::undecodable(&error.to_string()),
         };
         (outcome.label, self.encode(outcome, headers))
@@ -91,32 +92,30 @@ impl AgentService {
             ReplyStatus::Ok => StatusCode::OK,
             ReplyStatus::BadRequest => StatusCode::BAD_REQUEST,
             ReplyStatus::Unauthorized => StatusCode::UNAUTHORIZED,
+            ReplyStatus::Conflict => StatusCode::CONFLICT,
             ReplyStatus::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         };
         if let Some(error) = &outcome.response.error_response {
             tracing::debug!(%status, message = %error.error_message, "rejected agent request");
         }
         let plain = outcome.response.encode_to_vec();
-        let mut response = Response::builder()
-            .status(status)
-            .header(CONTENT_TYPE, PROTOBUF);
-        if let ReplyStatus::Unavailable { retry_after_secs } = outcome.status {
-            response = response.header(RETRY_AFTER, retry_after_secs);
-        }
         let compressed = (plain.len() >= self.gzip_min_bytes
             && negotiation::accepts_gzip(request_headers))
         .then(|| negotiation::gzip(&plain).ok())
         .flatten();
-        let body = match compressed {
-            Some(gz) => {
-                response = response.header(CONTENT_ENCODING, "gzip");
-                gz
-            }
-            None => plain,
-        };
+        let gzipped = compressed.is_some();
+        // Static header values: no parsing or copying on every response.
+        let mut response = Response::new(Body::from(compressed.unwrap_or(plain)));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROTOBUF));
+        if let ReplyStatus::Unavailable { retry_after_secs } = outcome.status {
+            headers.insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        if gzipped {
+            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
         response
-            .body(Body::from(body))
-            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
     }
 }
 

@@ -13,11 +13,16 @@ pub const PROTOBUF: &str = "application/x-protobuf";
 /// Whether the request declares a protobuf body. Lenient: surrounding whitespace (the
 /// Odigos Node agent sends a leading space), parameters and letter case are ignored.
 pub fn is_protobuf(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|media| media.trim().eq_ignore_ascii_case(PROTOBUF))
+    let Some(value) = headers.get(CONTENT_TYPE) else {
+        return false;
+    };
+    // What nearly every agent sends, compared first.
+    value.as_bytes() == PROTOBUF.as_bytes()
+        || value
+            .to_str()
+            .ok()
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|media| media.trim().eq_ignore_ascii_case(PROTOBUF))
 }
 
 /// Whether `Accept-Encoding` allows gzip (q-values honoured; absent header: no).

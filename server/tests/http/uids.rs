@@ -4,15 +4,24 @@ use hyper::StatusCode;
 use odigos_opamp_server::Settings;
 
 use crate::client::Connection;
-use crate::messages::{BIN_UID, PY_UID, first_message, heartbeat};
+use crate::messages::{BIN_UID, PY_UID, first_message, heartbeat, int};
 use crate::server::start;
 
 #[tokio::test]
 async fn sixteen_and_thirty_six_byte_uids_are_separate_agents_echoed_exactly() {
     let t = start(Settings::loopback()).await;
     let mut c = Connection::tcp(t.server.agent_addr()).await;
-    for uid in [&BIN_UID[..], PY_UID] {
-        let reply = c.post(&first_message(uid, 0), &[]).await;
+    // Two processes: a second uid for the same process would be refused (409).
+    for (pid, uid) in [(1, &BIN_UID[..]), (2, PY_UID)] {
+        let mut first = first_message(uid, 0);
+        let attributes = &mut first
+            .agent_description
+            .as_mut()
+            .unwrap()
+            .identifying_attributes;
+        attributes.retain(|kv| kv.key != "process.pid");
+        attributes.push(int("process.pid", pid));
+        let reply = c.post(&first, &[]).await;
         assert_eq!(reply.status, StatusCode::OK);
         assert_eq!(reply.message().instance_uid, uid);
         let beat = c.post(&heartbeat(uid, 1), &[]).await;

@@ -1,0 +1,207 @@
+//! The store's bookkeeping on the request path: the latest record per resource (for
+//! `GET /agents`), the resources of each pod (for the cap of 16), and which resources agents
+//! have touched since start (the start-up resync leaves those alone).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use super::resource::ResourceRef;
+use crate::protocol::InstanceRecord;
+use crate::store::MAX_INSTANCES_PER_POD;
+
+type PodKey = (String, String);
+
+#[derive(Debug, Default)]
+pub struct Book {
+    /// Boxed: B-tree nodes hold 11 entries, mostly empty, and a record is ~350 bytes.
+    records: BTreeMap<ResourceRef, Box<InstanceRecord>>,
+    /// Per (namespace, pod): its resources with the stamp of their last apply.
+    pods: HashMap<PodKey, Vec<(u64, ResourceRef)>>,
+    stamp: u64,
+    claimed: HashSet<ResourceRef>,
+}
+
+impl Book {
+    /// An agent's record was applied. Returns the pod's least recently applied resource
+    /// when the pod now has more than [`MAX_INSTANCES_PER_POD`]: the caller deletes it.
+    pub fn applied(&mut self, record: &InstanceRecord) -> Option<ResourceRef> {
+        let resource = ResourceRef::of(record);
+        self.claimed.insert(resource.clone());
+        self.records
+            .insert(resource.clone(), Box::new(record.clone()));
+        self.stamp += 1;
+        let stamp = self.stamp;
+        let pod_key = (record.key.namespace.clone(), record.key.pod.clone());
+        let entries = self.pods.entry(pod_key).or_default();
+        match entries.iter_mut().find(|(_, r)| *r == resource) {
+            Some(entry) => entry.0 = stamp,
+            None => entries.push((stamp, resource)),
+        }
+        if entries.len() <= MAX_INSTANCES_PER_POD {
+            return None;
+        }
+        let (oldest, _) = entries.iter().enumerate().min_by_key(|(_, (s, _))| *s)?;
+        let (_, evicted) = entries.swap_remove(oldest);
+        self.records.remove(&evicted);
+        Some(evicted)
+    }
+
+    /// A resource is being deleted (by an agent's disconnect or expiry, or the resync).
+    pub fn deleted(&mut self, resource: &ResourceRef, pod: Option<&str>, claim: bool) {
+        if claim {
+            self.claimed.insert(resource.clone());
+        }
+        self.records.remove(resource);
+        let remove_from = |entries: &mut Vec<(u64, ResourceRef)>| {
+            entries.retain(|(_, r)| r != resource);
+        };
+        match pod {
+            Some(pod) => {
+                let key = (resource.namespace.clone(), pod.to_owned());
+                if let Some(entries) = self.pods.get_mut(&key) {
+                    remove_from(entries);
+                    if entries.is_empty() {
+                        self.pods.remove(&key);
+                    }
+                }
+            }
+            None => {
+                self.pods.values_mut().for_each(remove_from);
+                self.pods.retain(|_, entries| !entries.is_empty());
+            }
+        }
+    }
+
+    /// A resource found at start-up: counted for its pod's cap as the oldest, unless an
+    /// agent already touched it.
+    pub fn listed(&mut self, resource: &ResourceRef, pod: Option<&str>) {
+        if self.claimed.contains(resource) {
+            return;
+        }
+        if let Some(pod) = pod {
+            let entries = self
+                .pods
+                .entry((resource.namespace.clone(), pod.to_owned()))
+                .or_default();
+            if !entries.iter().any(|(_, r)| r == resource) {
+                entries.push((0, resource.clone()));
+            }
+        }
+    }
+
+    /// Forget the resources of pods for which `pod_exists` says no (their resources are
+    /// garbage-collected with them), returning them. Keeps the book from growing with the
+    /// resources deliberately kept (unhealthy disconnects, lost connections) of pods long gone.
+    pub fn prune(&mut self, pod_exists: impl Fn(&str, &str) -> bool) -> Vec<ResourceRef> {
+        let gone: Vec<PodKey> = self
+            .pods
+            .keys()
+            .filter(|(namespace, pod)| !pod_exists(namespace, pod))
+            .cloned()
+            .collect();
+        let mut forgotten = Vec::new();
+        for key in gone {
+            for (_, resource) in self.pods.remove(&key).unwrap_or_default() {
+                self.records.remove(&resource);
+                self.claimed.remove(&resource);
+                forgotten.push(resource);
+            }
+        }
+        forgotten
+    }
+
+    /// Whether an agent applied or deleted the resource since start.
+    pub fn is_claimed(&self, resource: &ResourceRef) -> bool {
+        self.claimed.contains(resource)
+    }
+
+    /// The latest record of every resource that agents currently have.
+    pub fn records(&self) -> Vec<InstanceRecord> {
+        self.records
+            .values()
+            .map(|r| InstanceRecord::clone(r))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::InstanceKey;
+    use crate::protocol::instance::InstanceStatus;
+
+    fn record(pod: &str, pid: i64) -> InstanceRecord {
+        let key = InstanceKey {
+            namespace: "ns".into(),
+            pod: pod.into(),
+            container: "app".into(),
+            pid,
+        };
+        InstanceRecord {
+            name: key.resource_name(),
+            container_name: "app".into(),
+            pod_uid: Some("u".into()),
+            instrumented_app: "deployment-web".into(),
+            owner_pod_name: pod.into(),
+            status: InstanceStatus {
+                identifying_attributes: Vec::new(),
+                non_identifying_attributes: Vec::new(),
+                healthy: None,
+                message: None,
+                reason: None,
+                last_status_time: "2026-01-01T00:00:00Z".into(),
+                components: Vec::new(),
+            },
+            key,
+        }
+    }
+
+    #[test]
+    fn a_pod_keeps_at_most_sixteen_and_evicts_the_least_recently_applied() {
+        let mut book = Book::default();
+        let listed = ResourceRef {
+            namespace: "ns".into(),
+            name: "web-1.app.999".into(),
+        };
+        book.listed(&listed, Some("web-1"));
+        let mut evicted = Vec::new();
+        for pid in 1..=17 {
+            // pid 1 is refreshed, so pid 2 is older than it.
+            if pid == 3 {
+                assert_eq!(book.applied(&record("web-1", 1)), None);
+            }
+            evicted.extend(book.applied(&record("web-1", pid)));
+        }
+        assert_eq!(evicted.len(), 2, "{evicted:?}");
+        assert_eq!(evicted[0], listed, "the listed one is the oldest");
+        assert_eq!(evicted[1].name, "web-1.app.2");
+        assert_eq!(book.applied(&record("other", 1)), None);
+        assert_eq!(book.records().len(), 16 + 1);
+    }
+
+    #[test]
+    fn deleted_resources_leave_the_pod_and_claims_protect_from_the_resync() {
+        let mut book = Book::default();
+        let r = record("web-1", 1);
+        book.applied(&r);
+        let resource = ResourceRef::of(&r);
+        assert!(book.is_claimed(&resource));
+        book.deleted(&resource, Some("web-1"), true);
+        assert!(book.records().is_empty());
+        assert!(book.pods.is_empty());
+
+        book.applied(&record("web-2", 1));
+        book.applied(&record("web-3", 1));
+        let forgotten = book.prune(|_, pod| pod != "web-2");
+        assert_eq!(forgotten, vec![ResourceRef::of(&record("web-2", 1))]);
+        assert_eq!(book.records().len(), 1);
+
+        let other = ResourceRef {
+            namespace: "ns".into(),
+            name: "x".into(),
+        };
+        book.listed(&other, None);
+        assert!(!book.is_claimed(&other));
+        book.deleted(&other, None, false);
+        assert!(!book.is_claimed(&other));
+    }
+}

@@ -1,0 +1,153 @@
+//! Serving a router on a listener with the bounds a hostile client must not get past: a
+//! connection limit, a header read timeout (slowloris), a whole-request timeout (slow
+//! bodies) and a cap on requests handled at once (bodies buffered at once).
+//!
+//! `axum::serve` offers none of these, so connections are served with hyper directly.
+
+use std::convert::Infallible;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::header::CONNECTION;
+use axum::http::{HeaderValue, Request, StatusCode};
+use axum::response::Response;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{Semaphore, watch};
+
+use super::text_response;
+
+/// The bounds of one listener (or of several sharing `connections`).
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Open connections allowed; the ones past it get 503 and are closed.
+    pub connections: Arc<Semaphore>,
+    /// Requests handled at once; the others wait (within `request_timeout`).
+    pub requests: Arc<Semaphore>,
+    /// Time to receive a request's headers, counted from when the connection is ready for
+    /// it: this also closes idle keep-alive connections.
+    pub header_read_timeout: Duration,
+    /// Time to receive the body and answer, once the headers are in.
+    pub request_timeout: Duration,
+}
+
+/// Largest request head (request line and headers) buffered per connection; hyper's
+/// default (~400 KiB) times the connection limit would be hundreds of MiB. Agents send
+/// well under 1 KiB.
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// Connections refused at the limit are told so by at most this many tasks at once; past
+/// that they are just closed.
+const MAX_REFUSALS_IN_FLIGHT: usize = 64;
+
+/// Serve `router` until `stop` turns true (or its sender is dropped), then stop accepting,
+/// let open connections finish their current request, and return when all are closed.
+pub async fn serve<L>(
+    mut listener: L,
+    router: Router,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+) -> io::Result<()>
+where
+    L: axum::serve::Listener,
+{
+    let graceful = GracefulShutdown::new();
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .keep_alive(true);
+    loop {
+        let (io, _peer) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|stopped| *stopped) => break,
+        };
+        let Ok(permit) = Arc::clone(&limits.connections).try_acquire_owned() else {
+            if let Ok(refusal) = Arc::clone(&refusals).try_acquire_owned() {
+                tokio::spawn(async move {
+                    refuse(io).await;
+                    drop(refusal);
+                });
+            }
+            continue;
+        };
+        let connection = builder.serve_connection(TokioIo::new(io), bounded(&router, &limits));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            // Errors here are the client's (reset, timeout, bad HTTP): nothing to report.
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// The router behind the request bounds: a permit from `requests`, then the whole request
+/// (body and answer) within `request_timeout`, else 408 and the connection closed.
+fn bounded(
+    router: &Router,
+    limits: &Limits,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response,
+    Error = Infallible,
+    Future: Send,
+> + Clone
++ use<> {
+    let inner = TowerToHyperService::new(router.clone());
+    let requests = Arc::clone(&limits.requests);
+    let timeout = limits.request_timeout;
+    service_fn(move |request: Request<Incoming>| {
+        let answer = hyper::service::Service::call(&inner, request);
+        let requests = Arc::clone(&requests);
+        async move {
+            let work = async {
+                // Never closed, so the permit always comes.
+                let _permit = requests.acquire_owned().await;
+                answer.await
+            };
+            match tokio::time::timeout(timeout, work).await {
+                Ok(Ok(response)) => Ok(response),
+                Ok(Err(never)) => match never {},
+                Err(_) => Ok(timed_out(timeout)),
+            }
+        }
+    })
+}
+
+fn timed_out(timeout: Duration) -> Response {
+    let mut response = text_response(
+        StatusCode::REQUEST_TIMEOUT,
+        format!("request not received and answered within {timeout:?}"),
+    );
+    response
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// Tell a connection past the limit to come back later, then close it.
+async fn refuse<I>(mut io: I)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\n\
+        content-type: text/plain; charset=utf-8\r\nconnection: close\r\ncontent-length: 36\r\n\r\n\
+        too many connections: retry shortly\n";
+    let write = async {
+        io.write_all(REFUSAL).await?;
+        io.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+}

@@ -62,7 +62,7 @@ struct Cli {
     /// Kubernetes mode: the kubelet's PodResources socket, which maps the X-Odigos-DeviceId
     /// of an agent to its pod and container. An empty value turns device ids off (agents must
     /// then self-report k8s.namespace.name, k8s.pod.name and k8s.container.name).
-    #[arg(long, env = "ODIGOS_OPAMP_KUBELET_SOCKET", value_name = "PATH", default_value = kubelet::DEFAULT_SOCKET)]
+    #[arg(long, env = "ODIGOS_OPAMP_KUBELET_SOCKET", value_name = "PATH", default_value = kubelet::DEFAULT_SOCKET, value_parser = parse_optional_path)]
     kubelet_socket: PathBuf,
 
     /// Expected agent polling interval (e.g. 30s, 500ms), sent to agents that report
@@ -124,6 +124,11 @@ enum LogFormat {
 
 /// Upper bound of the count flags (a semaphore holds at most this many permits).
 const MAX_COUNT: usize = 1 << 20;
+
+/// A path that may be empty (clap's own path parser refuses an empty value).
+fn parse_optional_path(text: &str) -> Result<PathBuf, String> {
+    Ok(PathBuf::from(text))
+}
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let duration =

@@ -50,6 +50,9 @@ enum Cmd {
         #[arg(long)]
         verify: bool,
     },
+    /// Our server, an opamp-go peer and a bare hyper server side by side under the same
+    /// simulated agents; writes bench/results/latest.json and BENCHMARKS.md's results.
+    Bench(xtask::bench::BenchArgs),
     /// A Kubernetes control plane (etcd + kube-apiserver v1.20 on 127.0.0.1) in the
     /// background, with deploy/'s CRDs and RBAC installed.
     Kube {
@@ -95,6 +98,7 @@ fn run(cli: Cli) -> Result<()> {
             run(&options, &mut std::io::stdout())?;
             Ok(())
         }
+        Cmd::Bench(args) => Ok(xtask::bench::run(&root, &args)?),
         Cmd::Kube { action: KubeAction::Up } => Ok(xtask::kube::daemon::up()?),
         Cmd::Kube { action: KubeAction::Down } => Ok(xtask::kube::daemon::down()?),
         Cmd::Kube { action: KubeAction::Env } => Ok(xtask::kube::daemon::env()?),

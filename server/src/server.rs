@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use axum::serve::ListenerExt as _;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
@@ -123,6 +124,10 @@ impl ServerBuilder {
         // Both agent listeners share one budget; the admin listener has its own, so
         // probes and scrapes still get in when agents use every connection.
         let agent_limits = limits(&settings);
+        // Answers go out at once: an agent waits for each one before its next request.
+        let agent_listener = agent_listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let mut agent_tasks = vec![serve(
             agent_listener,
             agent_router.clone(),

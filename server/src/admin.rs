@@ -54,7 +54,10 @@ async fn readyz(State(admin): State<Arc<AdminState>>) -> Response {
 }
 
 async fn metrics_text(State(admin): State<Arc<AdminState>>) -> Response {
-    let text = admin.exchange.metrics.render(admin.exchange.registry.len());
+    let text = admin.exchange.metrics.render(
+        admin.exchange.registry.len(),
+        admin.exchange.store.backend_stats(),
+    );
     (
         [(
             CONTENT_TYPE,

@@ -1,5 +1,6 @@
 //! The server's Prometheus metrics, served by the admin listener at `/metrics`.
 
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -9,6 +10,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+use crate::store::BackendStats;
 
 /// `Content-Type` of `/metrics`.
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
@@ -30,6 +33,11 @@ struct OperationLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackendRequestLabel {
+    request: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: &'static str,
 }
@@ -42,6 +50,40 @@ pub struct Metrics {
     handling_seconds: Histogram,
     store_writes: Family<OperationLabel, Counter>,
     resolution_failures: Family<ReasonLabel, Counter>,
+    backend: BackendMetrics,
+}
+
+/// The store's own backend counters (API requests), mirrored at each scrape.
+struct BackendMetrics {
+    requests: Family<BackendRequestLabel, Counter>,
+    failures: Counter,
+    unchanged: Counter,
+    outstanding: Gauge,
+    /// Serialises mirroring, so two scrapes at once cannot both add the same delta.
+    sync: Mutex<()>,
+}
+
+impl BackendMetrics {
+    fn mirror(&self, stats: &BackendStats) {
+        let _guard = self.sync.lock().unwrap_or_else(PoisonError::into_inner);
+        let catch_up = |counter: &Counter, total: u64| {
+            let seen = counter.get();
+            if total > seen {
+                counter.inc_by(total - seen);
+            }
+        };
+        for (request, total) in [
+            ("object_apply", stats.object_applies),
+            ("status_apply", stats.status_applies),
+            ("delete", stats.deletes),
+        ] {
+            catch_up(&self.requests.get_or_create(&BackendRequestLabel { request }), total);
+        }
+        catch_up(&self.failures, stats.failures);
+        catch_up(&self.unchanged, stats.unchanged);
+        self.outstanding
+            .set(i64::try_from(stats.outstanding).unwrap_or(i64::MAX));
+    }
 }
 
 impl Default for Metrics {
@@ -79,6 +121,33 @@ impl Metrics {
             "New agents whose identity could not be resolved, by reason",
             resolution_failures.clone(),
         );
+        let backend = BackendMetrics {
+            requests: Family::default(),
+            failures: Counter::default(),
+            unchanged: Counter::default(),
+            outstanding: Gauge::default(),
+            sync: Mutex::new(()),
+        };
+        registry.register(
+            "store_backend_requests",
+            "Requests the instance store sent to the Kubernetes API, by kind (failed ones included)",
+            backend.requests.clone(),
+        );
+        registry.register(
+            "store_backend_failures",
+            "Kubernetes API requests of the instance store that failed and were retried",
+            backend.failures.clone(),
+        );
+        registry.register(
+            "store_backend_unchanged",
+            "Instance writes that needed no API request: the resource already held that status",
+            backend.unchanged.clone(),
+        );
+        registry.register(
+            "store_backend_outstanding",
+            "Instance writes queued, waiting to be retried, or in flight",
+            backend.outstanding.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -86,6 +155,7 @@ impl Metrics {
             handling_seconds,
             store_writes,
             resolution_failures,
+            backend,
         }
     }
 
@@ -114,10 +184,15 @@ impl Metrics {
             .inc();
     }
 
-    /// Render in the Prometheus text format, with the current number of agents.
-    pub fn render(&self, connected_agents: usize) -> String {
+    /// Render in the Prometheus text format, with the current number of agents and, for a
+    /// store with a backend, its request counters (the `store_backend_*` metrics stay at
+    /// zero without one).
+    pub fn render(&self, connected_agents: usize, backend: Option<BackendStats>) -> String {
         self.connected_agents
             .set(i64::try_from(connected_agents).unwrap_or(i64::MAX));
+        if let Some(stats) = backend {
+            self.backend.mirror(&stats);
+        }
         let mut text = String::with_capacity(4096);
         // Writing into a String cannot fail.
         let _ = prometheus_text::encode(&mut text, &self.registry);
@@ -135,13 +210,45 @@ mod tests {
         metrics.request("ack", Duration::from_micros(80));
         metrics.store_write("apply");
         metrics.resolution_failure("unknown_device");
-        let text = metrics.render(3);
+        let text = metrics.render(3, None);
         for line in [
             "odigos_opamp_requests_total{outcome=\"ack\"} 1",
             "odigos_opamp_connected_agents 3",
             "odigos_opamp_request_handling_seconds_bucket{le=\"0.0001\"} 1",
             "odigos_opamp_store_writes_total{operation=\"apply\"} 1",
             "odigos_opamp_identity_resolution_failures_total{reason=\"unknown_device\"} 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn backend_counters_follow_the_store_and_never_count_twice() {
+        let metrics = Metrics::new();
+        let mut stats = BackendStats {
+            object_applies: 2,
+            status_applies: 3,
+            deletes: 1,
+            unchanged: 4,
+            failures: 1,
+            outstanding: 5,
+        };
+        metrics.render(0, Some(stats));
+        // A second scrape of the same totals adds nothing; a later one adds the difference.
+        metrics.render(0, Some(stats));
+        stats.status_applies = 7;
+        stats.outstanding = 0;
+        let text = metrics.render(0, Some(stats));
+        for line in [
+            "odigos_opamp_store_backend_requests_total{request=\"object_apply\"} 2",
+            "odigos_opamp_store_backend_requests_total{request=\"status_apply\"} 7",
+            "odigos_opamp_store_backend_requests_total{request=\"delete\"} 1",
+            "odigos_opamp_store_backend_failures_total 1",
+            "odigos_opamp_store_backend_unchanged_total 4",
+            "odigos_opamp_store_backend_outstanding 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

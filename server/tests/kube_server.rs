@@ -815,17 +815,18 @@ async fn the_binary_serves_a_node_in_kubernetes_mode_as_the_odiglet_account() {
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Ok(log) = serde_json::from_str::<serde_json::Value>(&line)
-                && let Some(addr) = log["agent_addr"].as_str()
+                && let (Some(agent), Some(admin)) =
+                    (log["agent_addr"].as_str(), log["admin_addr"].as_str())
             {
-                let _ = addr_tx.send(addr.to_owned());
+                let _ = addr_tx.send((agent.to_owned(), admin.to_owned()));
             }
         }
     });
-    let addr: std::net::SocketAddr = addr_rx
+    let (addr, admin_addr) = addr_rx
         .recv_timeout(Duration::from_secs(20))
-        .expect("a 'listening' log line within 20 s")
-        .parse()
-        .expect("agent_addr is an address");
+        .expect("a 'listening' log line within 20 s");
+    let addr: std::net::SocketAddr = addr.parse().expect("agent_addr is an address");
+    let admin_addr: std::net::SocketAddr = admin_addr.parse().expect("admin_addr is an address");
 
     // The binary answers once its pod watch has synced; the agent presents its device id.
     let mut connection = client::Connection::tcp(addr).await;
@@ -882,6 +883,18 @@ async fn the_binary_serves_a_node_in_kubernetes_mode_as_the_odiglet_account() {
         Some("daemonset-collector")
     );
 
+    // The store's API requests are on /metrics: one object apply for the one agent.
+    let metrics = http_get(admin_addr, "/metrics");
+    for line in [
+        "odigos_opamp_store_backend_requests_total{request=\"object_apply\"} 1",
+        "odigos_opamp_store_backend_failures_total 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line:?} in\n{metrics}"
+        );
+    }
+
     let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
     // SAFETY: kill(2) on the pid of a child this test started and has not reaped.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
@@ -928,4 +941,23 @@ fn kubernetes_mode_needs_a_node_name_and_says_so() {
         help.contains("/var/lib/kubelet/pod-resources/kubelet.sock"),
         "{help}"
     );
+}
+
+/// A plain `GET` on the admin listener; the body as text.
+fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the admin listener");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send the request");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("read the answer");
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_owned()
 }

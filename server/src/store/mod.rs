@@ -14,6 +14,23 @@ use std::pin::Pin;
 
 use crate::protocol::{InstanceKey, InstanceRecord};
 
+/// What a store that writes to a backend (the Kubernetes API) has done so far, for
+/// `/metrics`. Request counts include the ones that failed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BackendStats {
+    /// Whole-object writes (one per new resource).
+    pub object_applies: u64,
+    /// Writes of the status alone.
+    pub status_applies: u64,
+    pub deletes: u64,
+    /// Writes that needed no request: the backend already held that status.
+    pub unchanged: u64,
+    /// Requests that failed (and were retried).
+    pub failures: u64,
+    /// Writes pending (retry delays included) or in flight.
+    pub outstanding: usize,
+}
+
 /// The future returned by [`InstanceStore::flush`].
 pub type FlushFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
@@ -31,5 +48,10 @@ pub trait InstanceStore: Send + Sync + 'static {
     /// The records the store holds (or last wrote), for `GET /agents`.
     fn records(&self) -> Vec<InstanceRecord> {
         Vec::new()
+    }
+
+    /// Requests to the backend so far; `None` for a store without one (in memory).
+    fn backend_stats(&self) -> Option<BackendStats> {
+        None
     }
 }

@@ -66,21 +66,9 @@ impl KubeStoreOptions {
     }
 }
 
-/// What the store has done so far. Request counts include the ones that failed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StoreStats {
-    /// Server-side applies of whole objects (one per new resource).
-    pub object_applies: u64,
-    /// Server-side applies of `status`.
-    pub status_applies: u64,
-    pub deletes: u64,
-    /// Applies that needed no request: the status was already written.
-    pub unchanged: u64,
-    /// Requests that failed (and were retried).
-    pub failures: u64,
-    /// Writes pending (retry delays included) or in flight.
-    pub outstanding: usize,
-}
+/// What the store has done so far: applies are server-side applies, of the whole object
+/// or of `status`.
+pub type StoreStats = crate::store::BackendStats;
 
 /// `InstrumentationInstance` resources through the Kubernetes API.
 pub struct KubeStore {
@@ -192,6 +180,10 @@ impl InstanceStore for KubeStore {
 
     fn flush(&self) -> FlushFuture<'_> {
         Box::pin(self.queue.flushed())
+    }
+
+    fn backend_stats(&self) -> Option<StoreStats> {
+        Some(self.stats())
     }
 
     fn records(&self) -> Vec<InstanceRecord> {

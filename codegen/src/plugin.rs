@@ -33,13 +33,21 @@ impl Parameters {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Names of parameters that are not in `known`, so typos in `buf.gen.yaml`
     /// fail loudly instead of being ignored.
     pub fn unknown<'a>(&'a self, known: &[&str]) -> Vec<&'a str> {
-        self.0.iter().map(|(k, _)| k.as_str()).filter(|k| !known.contains(k)).collect()
+        self.0
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .filter(|k| !known.contains(k))
+            .collect()
     }
 }
 
@@ -60,7 +68,10 @@ pub fn run<E: std::fmt::Display>(
         ))),
     };
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(&response.encode_to_vec()).and_then(|()| stdout.flush()) {
+    match stdout
+        .write_all(&response.encode_to_vec())
+        .and_then(|()| stdout.flush())
+    {
         Ok(()) => 0,
         Err(err) => {
             eprintln!("writing CodeGeneratorResponse to stdout: {err}");

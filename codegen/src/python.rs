@@ -23,29 +23,48 @@ use crate::plugin::{GeneratedFile, Parameters};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PythonGenError {
-    #[error("unknown parameter(s) {0:?}; known: python=<interpreter with grpcio-tools>, package=<python package dir>")]
+    #[error(
+        "unknown parameter(s) {0:?}; known: python=<interpreter with grpcio-tools>, package=<python package dir>"
+    )]
     UnknownParameters(Vec<String>),
     #[error("package={0:?} is not a plain Python package directory name")]
     BadPackage(String),
     #[error("temporary directory: {0}")]
     TempDir(std::io::Error),
-    #[error("could not start {python:?} -m grpc_tools.protoc: {source}; run `cargo xtask generate`, which installs the pinned grpcio-tools into .tools/")]
-    Spawn { python: String, source: std::io::Error },
+    #[error(
+        "could not start {python:?} -m grpc_tools.protoc: {source}; run `cargo xtask generate`, which installs the pinned grpcio-tools into .tools/"
+    )]
+    Spawn {
+        python: String,
+        source: std::io::Error,
+    },
     #[error("grpc_tools.protoc failed ({status}):\n{stderr}")]
-    Protoc { status: std::process::ExitStatus, stderr: String },
+    Protoc {
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
     #[error("reading protoc output {path}: {source}")]
-    ReadOutput { path: PathBuf, source: std::io::Error },
+    ReadOutput {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 pub fn generate(request: &CodeGeneratorRequest) -> Result<Vec<GeneratedFile>, PythonGenError> {
     let params = Parameters::parse(request.parameter());
     let unknown = params.unknown(&["python", "package"]);
     if !unknown.is_empty() {
-        return Err(PythonGenError::UnknownParameters(unknown.into_iter().map(String::from).collect()));
+        return Err(PythonGenError::UnknownParameters(
+            unknown.into_iter().map(String::from).collect(),
+        ));
     }
     let python = params.get("python").unwrap_or("python3").to_owned();
     let package = params.get("package").unwrap_or("opamp").to_owned();
-    if package.is_empty() || !package.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+    if package.is_empty()
+        || !package
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
         return Err(PythonGenError::BadPackage(package));
     }
 
@@ -53,7 +72,8 @@ pub fn generate(request: &CodeGeneratorRequest) -> Result<Vec<GeneratedFile>, Py
 
     let work = tempfile::tempdir().map_err(PythonGenError::TempDir)?;
     let descriptor_path = work.path().join("descriptors.binpb");
-    std::fs::write(&descriptor_path, descriptors.encode_to_vec()).map_err(PythonGenError::TempDir)?;
+    std::fs::write(&descriptor_path, descriptors.encode_to_vec())
+        .map_err(PythonGenError::TempDir)?;
     let out = work.path().join("out");
     std::fs::create_dir(&out).map_err(PythonGenError::TempDir)?;
 
@@ -64,7 +84,10 @@ pub fn generate(request: &CodeGeneratorRequest) -> Result<Vec<GeneratedFile>, Py
         .arg(format!("--pyi_out={}", out.display()))
         .args(&to_generate)
         .output()
-        .map_err(|source| PythonGenError::Spawn { python: python.clone(), source })?;
+        .map_err(|source| PythonGenError::Spawn {
+            python: python.clone(),
+            source,
+        })?;
     if !output.status.success() {
         return Err(PythonGenError::Protoc {
             status: output.status,
@@ -77,9 +100,16 @@ pub fn generate(request: &CodeGeneratorRequest) -> Result<Vec<GeneratedFile>, Py
 /// The request's files renamed under `package/`, and the renamed names to
 /// generate. Well-known types keep their names: they resolve to the
 /// `google.protobuf` modules of the runtime.
-fn under_package(request: &CodeGeneratorRequest, package: &str) -> (FileDescriptorSet, Vec<String>) {
+fn under_package(
+    request: &CodeGeneratorRequest,
+    package: &str,
+) -> (FileDescriptorSet, Vec<String>) {
     let rename = |name: &str| {
-        if name.starts_with("google/protobuf/") { name.to_owned() } else { format!("{package}/{name}") }
+        if name.starts_with("google/protobuf/") {
+            name.to_owned()
+        } else {
+            format!("{package}/{name}")
+        }
     };
     let files = request
         .proto_file
@@ -99,18 +129,37 @@ fn collect(root: &Path) -> Result<Vec<GeneratedFile>, PythonGenError> {
     let mut found = BTreeSet::new();
     let mut pending = vec![root.to_path_buf()];
     while let Some(dir) = pending.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|source| PythonGenError::ReadOutput { path: dir.clone(), source })?;
+        let entries = std::fs::read_dir(&dir).map_err(|source| PythonGenError::ReadOutput {
+            path: dir.clone(),
+            source,
+        })?;
         for entry in entries {
-            let path = entry.map_err(|source| PythonGenError::ReadOutput { path: dir.clone(), source })?.path();
-            if path.is_dir() { pending.push(path) } else { found.insert(path); }
+            let path = entry
+                .map_err(|source| PythonGenError::ReadOutput {
+                    path: dir.clone(),
+                    source,
+                })?
+                .path();
+            if path.is_dir() {
+                pending.push(path)
+            } else {
+                found.insert(path);
+            }
         }
     }
     found
         .into_iter()
         .map(|path| {
-            let content = std::fs::read_to_string(&path)
-                .map_err(|source| PythonGenError::ReadOutput { path: path.clone(), source })?;
-            let name = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
+            let content =
+                std::fs::read_to_string(&path).map_err(|source| PythonGenError::ReadOutput {
+                    path: path.clone(),
+                    source,
+                })?;
+            let name = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .replace('\\', "/");
             Ok(GeneratedFile { name, content })
         })
         .collect()
@@ -136,7 +185,10 @@ mod tests {
             proto_file: vec![
                 file("google/protobuf/any.proto", &[]),
                 file("anyvalue.proto", &[]),
-                file("opamp.proto", &["anyvalue.proto", "google/protobuf/any.proto"]),
+                file(
+                    "opamp.proto",
+                    &["anyvalue.proto", "google/protobuf/any.proto"],
+                ),
             ],
             ..Default::default()
         };
@@ -152,15 +204,24 @@ mod tests {
             [
                 ("google/protobuf/any.proto", vec![]),
                 ("opamp/anyvalue.proto", vec![]),
-                ("opamp/opamp.proto", vec!["opamp/anyvalue.proto", "google/protobuf/any.proto"]),
+                (
+                    "opamp/opamp.proto",
+                    vec!["opamp/anyvalue.proto", "google/protobuf/any.proto"]
+                ),
             ]
         );
     }
 
     #[test]
     fn rejects_a_package_that_is_a_path() {
-        let request = CodeGeneratorRequest { parameter: Some("package=../x".into()), ..Default::default() };
-        assert!(matches!(generate(&request), Err(PythonGenError::BadPackage(_))));
+        let request = CodeGeneratorRequest {
+            parameter: Some("package=../x".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            generate(&request),
+            Err(PythonGenError::BadPackage(_))
+        ));
     }
 
     #[test]

@@ -77,7 +77,12 @@ impl BackendMetrics {
             ("status_apply", stats.status_applies),
             ("delete", stats.deletes),
         ] {
-            catch_up(&self.requests.get_or_create(&BackendRequestLabel { request }), total);
+            catch_up(
+                &self
+                    .requests
+                    .get_or_create(&BackendRequestLabel { request }),
+                total,
+            );
         }
         catch_up(&self.failures, stats.failures);
         catch_up(&self.unchanged, stats.unchanged);

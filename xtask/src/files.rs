@@ -39,7 +39,10 @@ pub fn read_tree(dir: &Path) -> std::io::Result<Tree> {
 
 fn relative(base: &Path, path: &Path) -> String {
     let rel = path.strip_prefix(base).unwrap_or(path);
-    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// How one file differs between the wanted tree and the one on disk.
@@ -81,7 +84,12 @@ pub fn compare(wanted: &Tree, actual: &Tree) -> Vec<Drift> {
             Some(_) => {}
         }
     }
-    drift.extend(actual.keys().filter(|p| !wanted.contains_key(*p)).map(|p| Drift::Extra(p.clone())));
+    drift.extend(
+        actual
+            .keys()
+            .filter(|p| !wanted.contains_key(*p))
+            .map(|p| Drift::Extra(p.clone())),
+    );
     drift.sort_by(|a, b| a.path().cmp(b.path()));
     drift
 }
@@ -125,7 +133,10 @@ mod tests {
     use super::*;
 
     fn tree(entries: &[(&str, &str)]) -> Tree {
-        entries.iter().map(|(p, c)| (p.to_string(), c.as_bytes().to_vec())).collect()
+        entries
+            .iter()
+            .map(|(p, c)| (p.to_string(), c.as_bytes().to_vec()))
+            .collect()
     }
 
     #[test]
@@ -134,7 +145,11 @@ mod tests {
         let actual = tree(&[("a", "1"), ("b/c", "x"), ("e", "4")]);
         assert_eq!(
             compare(&wanted, &actual),
-            [Drift::Changed("b/c".into()), Drift::Missing("d".into()), Drift::Extra("e".into())]
+            [
+                Drift::Changed("b/c".into()),
+                Drift::Missing("d".into()),
+                Drift::Extra("e".into())
+            ]
         );
     }
 
@@ -150,8 +165,14 @@ mod tests {
         let first = sync_tree(dir.path(), &wanted).unwrap();
         assert_eq!(first.len(), 3);
         assert_eq!(read_tree(dir.path()).unwrap(), wanted);
-        assert!(!dir.path().join("old").exists(), "empty directories of stale files are removed");
-        assert!(dir.path().join("__pycache__/m.pyc").exists(), "ignored directories are left alone");
+        assert!(
+            !dir.path().join("old").exists(),
+            "empty directories of stale files are removed"
+        );
+        assert!(
+            dir.path().join("__pycache__/m.pyc").exists(),
+            "ignored directories are left alone"
+        );
         assert!(sync_tree(dir.path(), &wanted).unwrap().is_empty());
     }
 }

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use xtask::{generate, tools, workspace_root};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Odigos OpAMP project automation", disable_help_subcommand = true)]
+#[command(
+    name = "cargo xtask",
+    about = "Odigos OpAMP project automation",
+    disable_help_subcommand = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -92,16 +96,32 @@ fn run(cli: Cli) -> Result<()> {
             lint(&root)?;
             cargo_test(&root)
         }
-        Cmd::CopyToOdigos { odigos, python_agent, node_agent, dry_run, verify } => {
+        Cmd::CopyToOdigos {
+            odigos,
+            python_agent,
+            node_agent,
+            dry_run,
+            verify,
+        } => {
             use xtask::copy_to_odigos::{Options, run};
-            let options = Options { dry_run, verify, ..Options::for_workspace(&root, odigos, python_agent, node_agent) };
+            let options = Options {
+                dry_run,
+                verify,
+                ..Options::for_workspace(&root, odigos, python_agent, node_agent)
+            };
             run(&options, &mut std::io::stdout())?;
             Ok(())
         }
         Cmd::Bench(args) => Ok(xtask::bench::run(&root, &args)?),
-        Cmd::Kube { action: KubeAction::Up } => Ok(xtask::kube::daemon::up()?),
-        Cmd::Kube { action: KubeAction::Down } => Ok(xtask::kube::daemon::down()?),
-        Cmd::Kube { action: KubeAction::Env } => Ok(xtask::kube::daemon::env()?),
+        Cmd::Kube {
+            action: KubeAction::Up,
+        } => Ok(xtask::kube::daemon::up()?),
+        Cmd::Kube {
+            action: KubeAction::Down,
+        } => Ok(xtask::kube::daemon::down()?),
+        Cmd::Kube {
+            action: KubeAction::Env,
+        } => Ok(xtask::kube::daemon::env()?),
     }
 }
 
@@ -127,19 +147,29 @@ fn check_cmd(root: &Path) -> Result<()> {
 
 fn lint(root: &Path) -> Result<()> {
     let tools = tools::ensure_codegen_tools(root)?;
-    tools::run(Command::new(&tools.buf).arg("lint").current_dir(root)).context("buf lint found problems")?;
+    tools::run(Command::new(&tools.buf).arg("lint").current_dir(root))
+        .context("buf lint found problems")?;
     println!("buf lint: ok");
 
     let Some((label, commit)) = breaking_baseline(root)? else {
-        println!("buf breaking: skipped, main has no earlier commit with buf.yaml to compare against");
+        println!(
+            "buf breaking: skipped, main has no earlier commit with buf.yaml to compare against"
+        );
         return Ok(());
     };
-    tools::run(Command::new(&tools.buf)
-        .args(["breaking", "--against"])
-        .arg(format!(".git#ref={commit}"))
-        .current_dir(root))
-    .with_context(|| format!("buf breaking against {label} ({commit}) found incompatible changes"))?;
-    println!("buf breaking: ok against {label} ({})", &commit[..12.min(commit.len())]);
+    tools::run(
+        Command::new(&tools.buf)
+            .args(["breaking", "--against"])
+            .arg(format!(".git#ref={commit}"))
+            .current_dir(root),
+    )
+    .with_context(|| {
+        format!("buf breaking against {label} ({commit}) found incompatible changes")
+    })?;
+    println!(
+        "buf breaking: ok against {label} ({})",
+        &commit[..12.min(commit.len())]
+    );
     Ok(())
 }
 
@@ -148,12 +178,25 @@ fn lint(root: &Path) -> Result<()> {
 fn breaking_baseline(root: &Path) -> Result<Option<(String, String)>> {
     let git = |args: &[&str]| tools::stdout_of(Command::new("git").args(args).current_dir(root));
     let Ok(main) = git(&["rev-parse", "--verify", "--quiet", "main^{commit}"]) else {
-        bail!("no `main` branch in this clone; fetch it (git fetch origin main:main) so buf breaking has a baseline");
+        bail!(
+            "no `main` branch in this clone; fetch it (git fetch origin main:main) so buf breaking has a baseline"
+        );
     };
     let head = git(&["rev-parse", "HEAD"]).unwrap_or_default();
-    let dirty = !git(&["status", "--porcelain", "--", "proto", "buf.yaml"]).unwrap_or_default().is_empty();
-    let (label, rev) = if head != main || dirty { ("main", main) } else { ("main~1", format!("{main}~1")) };
-    let Ok(commit) = git(&["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")]) else {
+    let dirty = !git(&["status", "--porcelain", "--", "proto", "buf.yaml"])
+        .unwrap_or_default()
+        .is_empty();
+    let (label, rev) = if head != main || dirty {
+        ("main", main)
+    } else {
+        ("main~1", format!("{main}~1"))
+    };
+    let Ok(commit) = git(&[
+        "rev-parse",
+        "--verify",
+        "--quiet",
+        &format!("{rev}^{{commit}}"),
+    ]) else {
         return Ok(None);
     };
     if git(&["cat-file", "-e", &format!("{commit}:buf.yaml")]).is_err() {

@@ -17,17 +17,41 @@ use crate::pins;
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
     #[error("`{tool}` was not found on PATH. {how}")]
-    Missing { tool: &'static str, how: &'static str },
+    Missing {
+        tool: &'static str,
+        how: &'static str,
+    },
     #[error("`{tool}` is {found}, but {need} or newer is needed. {how}")]
-    TooOld { tool: &'static str, found: String, need: String, how: &'static str },
-    #[error("{tool} reports {found:?}, expected {expected:?}. Delete .tools/ and rerun to reinstall the pinned version.")]
-    WrongVersion { tool: String, found: String, expected: String },
+    TooOld {
+        tool: &'static str,
+        found: String,
+        need: String,
+        how: &'static str,
+    },
+    #[error(
+        "{tool} reports {found:?}, expected {expected:?}. Delete .tools/ and rerun to reinstall the pinned version."
+    )]
+    WrongVersion {
+        tool: String,
+        found: String,
+        expected: String,
+    },
     #[error("`{command}` failed ({status}):\n{output}")]
-    Failed { command: String, status: String, output: String },
+    Failed {
+        command: String,
+        status: String,
+        output: String,
+    },
     #[error("could not run `{command}`: {source}")]
-    Spawn { command: String, source: std::io::Error },
+    Spawn {
+        command: String,
+        source: std::io::Error,
+    },
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
 }
 
 type Result<T> = std::result::Result<T, ToolError>;
@@ -53,13 +77,20 @@ fn describe(cmd: &Command) -> String {
 /// that carries the command line and what it printed.
 pub fn run(cmd: &mut Command) -> Result<Output> {
     let command = describe(cmd);
-    let output = cmd.output().map_err(|source| ToolError::Spawn { command: command.clone(), source })?;
+    let output = cmd.output().map_err(|source| ToolError::Spawn {
+        command: command.clone(),
+        source,
+    })?;
     if output.status.success() {
         return Ok(output);
     }
     let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&output.stderr));
-    Err(ToolError::Failed { command, status: output.status.to_string(), output: tail(&text, 60) })
+    Err(ToolError::Failed {
+        command,
+        status: output.status.to_string(),
+        output: tail(&text, 60),
+    })
 }
 
 /// stdout of a successful `cmd`, trimmed.
@@ -91,7 +122,9 @@ fn version_numbers(text: &str) -> Vec<u32> {
 }
 
 fn at_least(found: &[u32], need: &[u32]) -> bool {
-    let padded: Vec<u32> = (0..need.len()).map(|i| found.get(i).copied().unwrap_or(0)).collect();
+    let padded: Vec<u32> = (0..need.len())
+        .map(|i| found.get(i).copied().unwrap_or(0))
+        .collect();
     padded.as_slice() >= need
 }
 
@@ -101,7 +134,12 @@ pub fn require_go() -> Result<PathBuf> {
     let found = stdout_of(Command::new(&go).args(["env", "GOVERSION"]))?;
     let need = [pins::MIN_GO.0, pins::MIN_GO.1];
     if !at_least(&version_numbers(&found), &need) {
-        return Err(ToolError::TooOld { tool: "go", found, need: format!("go{}.{}", need[0], need[1]), how: HOW_GO });
+        return Err(ToolError::TooOld {
+            tool: "go",
+            found,
+            need: format!("go{}.{}", need[0], need[1]),
+            how: HOW_GO,
+        });
     }
     Ok(go)
 }
@@ -112,7 +150,12 @@ pub fn require_node() -> Result<(PathBuf, PathBuf)> {
     let npm = on_path("npm", HOW_NODE)?;
     let found = stdout_of(Command::new(&node).arg("--version"))?;
     if !at_least(&version_numbers(&found), &[pins::MIN_NODE]) {
-        return Err(ToolError::TooOld { tool: "node", found, need: format!("v{}", pins::MIN_NODE), how: HOW_NODE });
+        return Err(ToolError::TooOld {
+            tool: "node",
+            found,
+            need: format!("v{}", pins::MIN_NODE),
+            how: HOW_NODE,
+        });
     }
     Ok((node, npm))
 }
@@ -120,10 +163,17 @@ pub fn require_node() -> Result<(PathBuf, PathBuf)> {
 /// `python3`, checked to be new enough.
 pub fn require_python3() -> Result<PathBuf> {
     let python = on_path("python3", HOW_PYTHON)?;
-    let found = stdout_of(Command::new(&python).args(["-c", "import platform; print(platform.python_version())"]))?;
+    let found = stdout_of(
+        Command::new(&python).args(["-c", "import platform; print(platform.python_version())"]),
+    )?;
     let need = [pins::MIN_PYTHON.0, pins::MIN_PYTHON.1];
     if !at_least(&version_numbers(&found), &need) {
-        return Err(ToolError::TooOld { tool: "python3", found, need: format!("{}.{}", need[0], need[1]), how: HOW_PYTHON });
+        return Err(ToolError::TooOld {
+            tool: "python3",
+            found,
+            need: format!("{}.{}", need[0], need[1]),
+            how: HOW_PYTHON,
+        });
     }
     Ok(python)
 }
@@ -133,17 +183,28 @@ pub struct ToolsLock(#[allow(dead_code)] File);
 
 impl ToolsLock {
     pub fn acquire(tools_dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(tools_dir).map_err(io(format!("creating {}", tools_dir.display())))?;
+        std::fs::create_dir_all(tools_dir)
+            .map_err(io(format!("creating {}", tools_dir.display())))?;
         let path = tools_dir.join(".lock");
-        let file = File::options().create(true).truncate(false).write(true).open(&path).map_err(io(format!("opening {}", path.display())))?;
-        file.lock().map_err(io(format!("locking {}", path.display())))?;
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io(format!("opening {}", path.display())))?;
+        file.lock()
+            .map_err(io(format!("locking {}", path.display())))?;
         Ok(Self(file))
     }
 }
 
 /// Runs `install` unless `marker` already holds `manifest`, then records it.
 /// The marker is written last, so an interrupted install is redone.
-fn install_once(marker: &Path, manifest: &[u8], install: impl FnOnce() -> Result<()>) -> Result<bool> {
+fn install_once(
+    marker: &Path,
+    manifest: &[u8],
+    install: impl FnOnce() -> Result<()>,
+) -> Result<bool> {
     if std::fs::read(marker).is_ok_and(|existing| existing == manifest) {
         return Ok(false);
     }
@@ -167,14 +228,23 @@ pub fn ensure_node_modules(manifest_dir: &Path, install_dir: &Path) -> Result<Pa
     let mut manifest = package.clone();
     manifest.extend_from_slice(&lock);
     install_once(&modules.join(".odigos-installed"), &manifest, || {
-        std::fs::create_dir_all(install_dir).map_err(io(format!("creating {}", install_dir.display())))?;
+        std::fs::create_dir_all(install_dir)
+            .map_err(io(format!("creating {}", install_dir.display())))?;
         if install_dir != manifest_dir {
-            std::fs::write(install_dir.join("package.json"), &package).map_err(io("copying package.json"))?;
-            std::fs::write(install_dir.join("package-lock.json"), &lock).map_err(io("copying package-lock.json"))?;
+            std::fs::write(install_dir.join("package.json"), &package)
+                .map_err(io("copying package.json"))?;
+            std::fs::write(install_dir.join("package-lock.json"), &lock)
+                .map_err(io("copying package-lock.json"))?;
         }
         eprintln!("xtask: npm ci in {}", install_dir.display());
         run(Command::new(&npm)
-            .args(["ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"])
+            .args([
+                "ci",
+                "--ignore-scripts",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+            ])
             .current_dir(install_dir))?;
         Ok(())
     })?;
@@ -188,10 +258,24 @@ pub fn ensure_venv(venv: &Path, requirements: &Path) -> Result<PathBuf> {
     let manifest = read(requirements)?;
     let python = venv.join("bin").join("python");
     install_once(&venv.join(".odigos-installed"), &manifest, || {
-        eprintln!("xtask: creating Python venv {} from {}", venv.display(), requirements.display());
-        run(Command::new(&python3).args(["-m", "venv", "--clear"]).arg(venv))?;
+        eprintln!(
+            "xtask: creating Python venv {} from {}",
+            venv.display(),
+            requirements.display()
+        );
+        run(Command::new(&python3)
+            .args(["-m", "venv", "--clear"])
+            .arg(venv))?;
         run(Command::new(&python)
-            .args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet", "-r"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--quiet",
+                "-r",
+            ])
             .arg(requirements))?;
         Ok(())
     })?;
@@ -207,7 +291,15 @@ pub fn python_package_version(python: &Path, distribution: &str) -> Result<Strin
 }
 
 fn expect_version(tool: &str, found: String, expected: String) -> Result<()> {
-    if found == expected { Ok(()) } else { Err(ToolError::WrongVersion { tool: tool.to_owned(), found, expected }) }
+    if found == expected {
+        Ok(())
+    } else {
+        Err(ToolError::WrongVersion {
+            tool: tool.to_owned(),
+            found,
+            expected,
+        })
+    }
 }
 
 /// Paths of the pinned generators, all under `.tools/`.
@@ -231,7 +323,11 @@ pub fn ensure_codegen_tools(root: &Path) -> Result<CodegenTools> {
         link(&modules.join(".bin").join(name), &bin_dir.join(name))?;
     }
     let buf = bin_dir.join("buf");
-    expect_version("buf", stdout_of(Command::new(&buf).arg("--version"))?, pins::BUF.to_owned())?;
+    expect_version(
+        "buf",
+        stdout_of(Command::new(&buf).arg("--version"))?,
+        pins::BUF.to_owned(),
+    )?;
     expect_version(
         "protoc-gen-es",
         stdout_of(Command::new(bin_dir.join("protoc-gen-es")).arg("--version"))?,
@@ -239,8 +335,15 @@ pub fn ensure_codegen_tools(root: &Path) -> Result<CodegenTools> {
     )?;
 
     // protoc (for Python), from grpcio-tools in a venv.
-    let python = ensure_venv(&tools_dir.join("venv"), &root.join("xtask/tools/requirements.txt"))?;
-    expect_version("grpcio-tools", python_package_version(&python, "grpcio-tools")?, pins::GRPCIO_TOOLS.to_owned())?;
+    let python = ensure_venv(
+        &tools_dir.join("venv"),
+        &root.join("xtask/tools/requirements.txt"),
+    )?;
+    expect_version(
+        "grpcio-tools",
+        python_package_version(&python, "grpcio-tools")?,
+        pins::GRPCIO_TOOLS.to_owned(),
+    )?;
     expect_version(
         "grpc_tools.protoc",
         stdout_of(Command::new(&python).args(["-m", "grpc_tools.protoc", "--version"]))?,
@@ -250,31 +353,58 @@ pub fn ensure_codegen_tools(root: &Path) -> Result<CodegenTools> {
     // protoc-gen-go, from the Go module proxy.
     let protoc_gen_go = bin_dir.join("protoc-gen-go");
     let wanted_go = format!("protoc-gen-go v{}", pins::PROTOC_GEN_GO);
-    let installed_go = stdout_of(&mut Command::new(&protoc_gen_go).arg("--version")).ok();
+    let installed_go = stdout_of(Command::new(&protoc_gen_go).arg("--version")).ok();
     if installed_go.as_deref() != Some(wanted_go.as_str()) {
         let go = require_go()?;
         eprintln!("xtask: go install protoc-gen-go@v{}", pins::PROTOC_GEN_GO);
         run(Command::new(go)
-            .args(["install", &format!("google.golang.org/protobuf/cmd/protoc-gen-go@v{}", pins::PROTOC_GEN_GO)])
+            .args([
+                "install",
+                &format!(
+                    "google.golang.org/protobuf/cmd/protoc-gen-go@v{}",
+                    pins::PROTOC_GEN_GO
+                ),
+            ])
             .env("GOBIN", &bin_dir))?;
-        expect_version("protoc-gen-go", stdout_of(Command::new(&protoc_gen_go).arg("--version"))?, wanted_go)?;
+        expect_version(
+            "protoc-gen-go",
+            stdout_of(Command::new(&protoc_gen_go).arg("--version"))?,
+            wanted_go,
+        )?;
     }
 
     // Our own plugins, from this workspace (versions from Cargo.lock).
     for executable in build_codegen(root)? {
-        let name = executable.file_name().map(PathBuf::from).unwrap_or_default();
+        let name = executable
+            .file_name()
+            .map(PathBuf::from)
+            .unwrap_or_default();
         copy_if_changed(&executable, &bin_dir.join(name))?;
     }
 
-    Ok(CodegenTools { buf, bin_dir, python })
+    Ok(CodegenTools {
+        buf,
+        bin_dir,
+        python,
+    })
 }
 
 /// `cargo build -p codegen --bins`, returning the built executables.
 fn build_codegen(root: &Path) -> Result<Vec<PathBuf>> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let stdout = stdout_of(Command::new(cargo)
-        .args(["build", "--quiet", "--locked", "-p", "codegen", "--bins", "--message-format=json-render-diagnostics"])
-        .current_dir(root))?;
+    let stdout = stdout_of(
+        Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "--locked",
+                "-p",
+                "codegen",
+                "--bins",
+                "--message-format=json-render-diagnostics",
+            ])
+            .current_dir(root),
+    )?;
     let executables: Vec<PathBuf> = stdout
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
@@ -296,7 +426,11 @@ fn link(target: &Path, link: &Path) -> Result<()> {
         return Ok(());
     }
     let _ = std::fs::remove_file(link);
-    std::os::unix::fs::symlink(target, link).map_err(io(format!("linking {} -> {}", link.display(), target.display())))
+    std::os::unix::fs::symlink(target, link).map_err(io(format!(
+        "linking {} -> {}",
+        link.display(),
+        target.display()
+    )))
 }
 
 fn copy_if_changed(from: &Path, to: &Path) -> Result<()> {
@@ -329,7 +463,9 @@ mod tests {
     fn install_once_skips_an_unchanged_manifest_and_redoes_a_failed_one() {
         let dir = tempfile::tempdir().unwrap();
         let marker = dir.path().join("marker");
-        let failed = install_once(&marker, b"v1", || Err(ToolError::Missing { tool: "x", how: "" }));
+        let failed = install_once(&marker, b"v1", || {
+            Err(ToolError::Missing { tool: "x", how: "" })
+        });
         assert!(failed.is_err());
         assert!(!marker.exists(), "a failed install leaves no marker");
         assert!(install_once(&marker, b"v1", || Ok(())).unwrap());
@@ -339,7 +475,9 @@ mod tests {
 
     #[test]
     fn a_missing_program_names_itself_and_the_fix() {
-        let err = on_path("definitely-not-a-real-tool", HOW_GO).unwrap_err().to_string();
+        let err = on_path("definitely-not-a-real-tool", HOW_GO)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("definitely-not-a-real-tool"), "{err}");
         assert!(err.contains("apt-get install golang-go"), "{err}");
     }
@@ -350,8 +488,15 @@ mod tests {
         let package: serde_json::Value =
             serde_json::from_slice(&std::fs::read(tools.join("package.json")).unwrap()).unwrap();
         assert_eq!(package["devDependencies"]["@bufbuild/buf"], pins::BUF);
-        assert_eq!(package["devDependencies"]["@bufbuild/protoc-gen-es"], pins::PROTOC_GEN_ES);
+        assert_eq!(
+            package["devDependencies"]["@bufbuild/protoc-gen-es"],
+            pins::PROTOC_GEN_ES
+        );
         let requirements = std::fs::read_to_string(tools.join("requirements.txt")).unwrap();
-        assert!(requirements.lines().any(|l| l == format!("grpcio-tools=={}", pins::GRPCIO_TOOLS)));
+        assert!(
+            requirements
+                .lines()
+                .any(|l| l == format!("grpcio-tools=={}", pins::GRPCIO_TOOLS))
+        );
     }
 }

@@ -31,7 +31,10 @@ impl MemoryStore {
     /// The record for `key`, if any.
     pub fn get(&self, key: &InstanceKey) -> Option<InstanceRecord> {
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.records.get(key).map(|(_, r)| InstanceRecord::clone(r))
+        inner
+            .records
+            .get(key)
+            .map(|(_, r)| InstanceRecord::clone(r))
     }
 }
 

@@ -37,10 +37,10 @@ pub fn lowest(range: &str) -> Result<Option<Version>, UnsupportedRange> {
 /// `None` for syntax we do not read; `Some(None)` for "no lower bound".
 fn lowest_of_intersection(text: &str) -> Option<Option<Version>> {
     let tokens = join_operators(text);
-    if let [from, dash, _to] = tokens.as_slice() {
-        if dash == "-" {
-            return Some(partial(from)?.lower());
-        }
+    if let [from, dash, _to] = tokens.as_slice()
+        && dash == "-"
+    {
+        return Some(partial(from)?.lower());
     }
     let mut lowest: Option<Version> = None;
     for token in &tokens {

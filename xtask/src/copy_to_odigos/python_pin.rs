@@ -138,12 +138,11 @@ fn pyproject_dependencies(text: &str) -> Vec<String> {
         let trimmed = line.trim();
         if trimmed.starts_with('[') && !trimmed.starts_with("[[") && trimmed.ends_with(']') {
             table = trimmed;
-        } else if table == "[project]" {
-            if let Some(value) = trimmed.strip_prefix("dependencies") {
-                if value.trim_start().starts_with('=') {
-                    return array_strings(&text[offset..]);
-                }
-            }
+        } else if table == "[project]"
+            && let Some(value) = trimmed.strip_prefix("dependencies")
+            && value.trim_start().starts_with('=')
+        {
+            return array_strings(&text[offset..]);
         }
         offset += line.len();
     }

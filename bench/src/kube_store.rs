@@ -191,6 +191,15 @@ pub async fn run(
         }
         bench.fleet.round().await;
     }
+    // A silent agent's resource goes only at the stale sweep. Until the last one is past
+    // it (the stale period plus a sweep), the number of resources could match the live
+    // agents while a silent agent's resource stands in for a new agent's not yet
+    // written, and the window would close before that delete.
+    let swept_by = Instant::now() + heartbeat.mul_f64(STALE_FACTOR + 1.0);
+    while Instant::now() < swept_by {
+        clock.tick().await;
+        bench.fleet.round().await;
+    }
     let live = bench.fleet.live();
     let (churn, _) = bench.close(window, live).await?;
     eprintln!(

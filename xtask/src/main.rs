@@ -208,12 +208,13 @@ fn breaking_baseline(root: &Path) -> Result<Option<(String, String)>> {
 fn cargo_test(root: &Path) -> Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .args(["test", "--workspace", "--locked"])
+        // Every test binary runs even after a failure, so one run shows every failure.
+        .args(["test", "--workspace", "--locked", "--no-fail-fast"])
         .current_dir(root)
         .status()
         .context("running cargo test")?;
     if !status.success() {
-        bail!("cargo test --workspace failed ({status})");
+        bail!("cargo test --workspace failed ({status}); the failing tests are listed above");
     }
     Ok(())
 }

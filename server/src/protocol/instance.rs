@@ -262,6 +262,35 @@ pub fn rfc3339(time: SystemTime) -> String {
     humantime::format_rfc3339_seconds(time).to_string()
 }
 
+/// A record for unit tests: pod `pod` in namespace `ns`, container `app`, process `pid`, of
+/// Deployment `web`, with no health reported yet.
+#[cfg(test)]
+pub(crate) fn test_record(pod: &str, pid: i64) -> InstanceRecord {
+    let key = InstanceKey {
+        namespace: "ns".into(),
+        pod: pod.into(),
+        container: "app".into(),
+        pid,
+    };
+    InstanceRecord {
+        name: key.resource_name(),
+        container_name: "app".into(),
+        pod_uid: Some("u".into()),
+        instrumented_app: "deployment-web".into(),
+        owner_pod_name: pod.into(),
+        status: InstanceStatus {
+            identifying_attributes: Vec::new(),
+            non_identifying_attributes: Vec::new(),
+            healthy: None,
+            message: None,
+            reason: None,
+            last_status_time: "2026-01-01T00:00:00Z".into(),
+            components: Vec::new(),
+        },
+        key,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

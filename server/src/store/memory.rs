@@ -88,33 +88,7 @@ impl InstanceStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::instance::InstanceStatus;
-
-    fn record(pod: &str, pid: i64) -> InstanceRecord {
-        let key = InstanceKey {
-            namespace: "ns".into(),
-            pod: pod.into(),
-            container: "app".into(),
-            pid,
-        };
-        InstanceRecord {
-            name: key.resource_name(),
-            container_name: "app".into(),
-            pod_uid: None,
-            instrumented_app: "deployment-web".into(),
-            owner_pod_name: pod.into(),
-            status: InstanceStatus {
-                identifying_attributes: Vec::new(),
-                non_identifying_attributes: Vec::new(),
-                healthy: None,
-                message: None,
-                reason: None,
-                last_status_time: "2026-01-01T00:00:00Z".into(),
-                components: Vec::new(),
-            },
-            key,
-        }
-    }
+    use crate::protocol::instance::test_record as record;
 
     #[test]
     fn apply_replaces_and_delete_removes() {

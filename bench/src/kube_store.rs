@@ -26,7 +26,7 @@
 //! still. Those LISTs are the bench's own and are subtracted. Agents keep heartbeating
 //! meanwhile (a silent agent would be swept).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -40,9 +40,10 @@ use kube::api::{Api, ApiResource, DynamicObject, ListParams, PostParams};
 use odigos_opamp_proto::opamp::proto::{
     AgentDisconnect, AgentToServer, ComponentHealth, ServerToAgent, ServerToAgentFlags,
 };
+use odigos_opamp_server::protocol::InstanceKey;
 use prost::Message;
 use tokio::task::JoinSet;
-use xtask::kube::ControlPlane;
+use xtask::kube::{ControlPlane, request_samples};
 
 use crate::agents::{self, AgentId, CONTAINER};
 use crate::client::Connection;
@@ -53,15 +54,7 @@ use crate::servers::{ServerError, ServerKind, ServerProcess, free_port};
 pub const NODE: &str = "bench-node";
 /// The resources our server touches; requests to others are not its cost.
 pub const RESOURCES: [&str; 3] = ["pods", "instrumentationinstances", "instrumentationconfigs"];
-/// Verbs that change something (server-side apply is `APPLY`).
-pub const WRITE_VERBS: [&str; 6] = [
-    "POST",
-    "PUT",
-    "PATCH",
-    "APPLY",
-    "DELETE",
-    "DELETECOLLECTION",
-];
+pub use xtask::kube::WRITE_VERBS;
 /// The label our server puts on the resources it writes.
 const NODE_LABEL: &str = "odigos.io/node";
 /// The stale factor the server runs with (its default).
@@ -147,7 +140,7 @@ pub async fn run(
         bench.fleet.add(AgentId(index));
     }
     bench.fleet.round().await;
-    let (registration, after) = bench.close(window, params.agents).await?;
+    let (registration, after) = bench.close(window).await?;
     eprintln!(
         "bench: kube: {} agents registered: {} API writes, {} reads",
         params.agents, registration.writes, registration.reads
@@ -162,7 +155,7 @@ pub async fn run(
         clock.tick().await;
         bench.fleet.round().await;
     }
-    let (steady, after) = bench.close(window, params.agents).await?;
+    let (steady, after) = bench.close(window).await?;
     eprintln!(
         "bench: kube: steady state, {} heartbeats: {} API writes, {} reads",
         steady.heartbeats, steady.writes, steady.reads
@@ -191,17 +184,7 @@ pub async fn run(
         }
         bench.fleet.round().await;
     }
-    // A silent agent's resource goes only at the stale sweep. Until the last one is past
-    // it (the stale period plus a sweep), the number of resources could match the live
-    // agents while a silent agent's resource stands in for a new agent's not yet
-    // written, and the window would close before that delete.
-    let swept_by = Instant::now() + heartbeat.mul_f64(STALE_FACTOR + 1.0);
-    while Instant::now() < swept_by {
-        clock.tick().await;
-        bench.fleet.round().await;
-    }
-    let live = bench.fleet.live();
-    let (churn, _) = bench.close(window, live).await?;
+    let (churn, _) = bench.close(window).await?;
     eprintln!(
         "bench: kube: churn, {} cycles: {} API writes, {} reads",
         disconnects + silent,
@@ -389,55 +372,19 @@ pub type Counts = BTreeMap<(String, String, String), u64>;
 /// The counts of a Prometheus text page.
 pub fn request_counts(metrics: &str) -> Counts {
     let mut counts = Counts::new();
-    for line in metrics.lines() {
-        let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
-            continue;
-        };
-        let Some((labels, value)) = rest.rsplit_once('}') else {
-            continue;
-        };
-        let labels = parse_labels(labels);
-        let label = |name: &str| labels.get(name).cloned().unwrap_or_default();
-        let resource = label("resource");
-        if !RESOURCES.contains(&resource.as_str()) {
+    for sample in request_samples(metrics) {
+        let resource = sample.label("resource");
+        if !RESOURCES.contains(&resource) {
             continue;
         }
-        let Ok(value) = value.trim().parse::<f64>() else {
-            continue;
-        };
-        *counts
-            .entry((resource, label("subresource"), label("verb")))
-            .or_default() += value as u64;
+        let key = (
+            resource.to_owned(),
+            sample.label("subresource").to_owned(),
+            sample.label("verb").to_owned(),
+        );
+        *counts.entry(key).or_default() += sample.value as u64;
     }
     counts
-}
-
-/// `a="x",b="y"` (values may hold escaped quotes).
-fn parse_labels(text: &str) -> BTreeMap<String, String> {
-    let mut labels = BTreeMap::new();
-    let mut rest = text;
-    while let Some((name, after)) = rest.split_once("=\"") {
-        let mut value = String::new();
-        let mut chars = after.char_indices();
-        let mut end = after.len();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\\' => {
-                    if let Some((_, escaped)) = chars.next() {
-                        value.push(if escaped == 'n' { '\n' } else { escaped });
-                    }
-                }
-                '"' => {
-                    end = i + 1;
-                    break;
-                }
-                c => value.push(c),
-            }
-        }
-        labels.insert(name.trim_start_matches(',').trim().to_owned(), value);
-        rest = &after[end..];
-    }
-    labels
 }
 
 /// `after - before`, as a window's phase (without its agent counts).
@@ -539,19 +486,18 @@ impl Bench<'_> {
         }
     }
 
-    /// Heartbeat rounds until exactly `live` resources exist on this node, each healthy,
-    /// and the write counts stay still; then the window's requests.
-    async fn close(
-        &mut self,
-        window: Window,
-        live: usize,
-    ) -> Result<(KubePhase, Counts), KubeBenchError> {
+    /// Heartbeat rounds until the resources on this node are exactly the live agents',
+    /// each healthy, and the write counts stay still; then the window's requests. Names,
+    /// not a count: a stopped agent's resource not yet deleted must not stand in for a new
+    /// agent's not yet written.
+    async fn close(&mut self, window: Window) -> Result<(KubePhase, Counts), KubeBenchError> {
         let deadline = Instant::now() + DRAIN_TIMEOUT;
         let mut clock = Clock::new(self.heartbeat);
         clock.tick().await;
+        let live = self.fleet.live_resources();
         loop {
-            let (count, healthy) = self.list_instances().await?;
-            if count == live && healthy == live {
+            let (on_node, healthy) = self.list_instances().await?;
+            if on_node == live && healthy == live.len() {
                 break;
             }
             if !self.process.is_running() {
@@ -564,7 +510,9 @@ impl Bench<'_> {
                 return Err(KubeBenchError::ServerFailed(
                     format!(
                         "did not write the expected resources within {DRAIN_TIMEOUT:?}: \
-                         {count} on the node ({healthy} healthy), {live} live agents"
+                         {} on the node ({healthy} healthy), {} live agents",
+                        on_node.len(),
+                        live.len()
                     ),
                     self.log.clone(),
                 ));
@@ -583,8 +531,9 @@ impl Bench<'_> {
         Ok((phase, after))
     }
 
-    /// (resources on this node, those with a healthy status), by one LIST.
-    async fn list_instances(&mut self) -> Result<(usize, usize), KubeBenchError> {
+    /// (the names of the resources on this node, how many have a healthy status), by one
+    /// LIST.
+    async fn list_instances(&mut self) -> Result<(BTreeSet<String>, usize), KubeBenchError> {
         let params = ListParams::default().labels(&format!("{NODE_LABEL}={NODE}"));
         let list =
             self.instances.list(&params).await.map_err(|e| {
@@ -596,7 +545,12 @@ impl Bench<'_> {
             .iter()
             .filter(|o| o.data["status"]["healthy"].as_bool() == Some(true))
             .count();
-        Ok((list.items.len(), healthy))
+        let names = list
+            .items
+            .iter()
+            .filter_map(|o| o.metadata.name.clone())
+            .collect();
+        Ok((names, healthy))
     }
 }
 
@@ -716,13 +670,23 @@ impl Fleet {
         true
     }
 
-    /// Agents still running (those about to disconnect excluded).
-    fn live(&self) -> usize {
+    /// The resource names of the agents still running (those about to disconnect
+    /// excluded), as the server names them.
+    fn live_resources(&self) -> BTreeSet<String> {
         self.lanes
             .iter()
             .flat_map(|lane| &lane.agents)
             .filter(|a| a.step != Step::Disconnect)
-            .count()
+            .map(|a| {
+                InstanceKey {
+                    namespace: self.namespace.clone(),
+                    pod: a.id.pod(),
+                    container: CONTAINER.to_owned(),
+                    pid: a.id.pid(),
+                }
+                .resource_name()
+            })
+            .collect()
     }
 
     /// Every agent's next step, the connections side by side.
@@ -932,13 +896,5 @@ apiserver_request_total{code="200",component="apiserver",contentType="applicatio
         assert_eq!(phase.own_lists_subtracted, 2);
         assert_eq!(phase.count("instrumentationinstances", "", &["DELETE"]), 4);
         assert_eq!(difference(&before, &before, 0).total(), 0);
-    }
-
-    #[test]
-    fn labels_with_escaped_quotes() {
-        let labels = parse_labels(r#"a="x\"y",b="",c="z""#);
-        assert_eq!(labels["a"], "x\"y");
-        assert_eq!(labels["b"], "");
-        assert_eq!(labels["c"], "z");
     }
 }

@@ -191,12 +191,12 @@ async fn the_kubernetes_store_costs_no_write_per_unchanged_heartbeat() {
     assert_eq!(r.agents_started, KUBE_AGENTS as u64, "{}", context());
     assert_eq!(r.health_reports, KUBE_AGENTS as u64, "{}", context());
     assert_eq!(
-        r.count(II, "", WRITE_VERBS.as_slice()),
+        r.count(II, "", WRITE_VERBS),
         KUBE_AGENTS as u64,
         "{}",
         context()
     );
-    let status_writes = r.count(II, "status", WRITE_VERBS.as_slice());
+    let status_writes = r.count(II, "status", WRITE_VERBS);
     assert!(
         (KUBE_AGENTS as u64..=2 * KUBE_AGENTS as u64).contains(&status_writes),
         "one or two status writes per agent: {}",
@@ -241,12 +241,7 @@ async fn the_kubernetes_store_costs_no_write_per_unchanged_heartbeat() {
     // The server never writes pods or InstrumentationConfigs.
     for phase in [r, &kube.steady, c] {
         for resource in ["pods", "instrumentationconfigs"] {
-            assert_eq!(
-                phase.count(resource, "", WRITE_VERBS.as_slice()),
-                0,
-                "{}",
-                context()
-            );
+            assert_eq!(phase.count(resource, "", WRITE_VERBS), 0, "{}", context());
         }
     }
 

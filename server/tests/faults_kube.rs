@@ -36,10 +36,11 @@ use serde_json::json;
 use client::Connection;
 use kube_support::{
     Agent, KubeServerConfig, PodSpecification, admin, create_pod, eventually, health_report,
-    instance_name, instances, node_for, request_samples, shared_plane, start_server,
+    instance_name, instances, node_for, shared_plane, start_server,
 };
 use kubelet::ScriptedKubelet;
 use webhook::DenyingWebhook;
+use xtask::kube::request_samples;
 
 const RESOURCE: &str = "instrumentationinstances";
 
@@ -172,8 +173,8 @@ async fn answered(plane: &xtask::kube::ControlPlane, code: &str) -> u64 {
     let text = plane.metrics_text().await.expect("API server metrics");
     request_samples(&text)
         .iter()
-        .filter(|s| s.labels.get("resource").map(String::as_str) == Some(RESOURCE))
-        .filter(|s| s.labels.get("code").is_some_and(|c| c.starts_with(code)))
+        .filter(|s| s.label("resource") == RESOURCE)
+        .filter(|s| s.label("code").starts_with(code))
         .map(|s| s.value as u64)
         .sum()
 }

@@ -22,12 +22,11 @@ use hyper::StatusCode;
 use odigos_opamp_server::store::InstanceStore;
 use serde_json::json;
 use tokio::sync::Mutex;
-use xtask::kube::ControlPlane;
+use xtask::kube::{ControlPlane, WRITE_VERBS};
 
 use kube_support::{
-    Agent, KubeServerConfig, PodSpecification, WRITE_VERBS, admin, count_requests, create_pod,
-    eventually, health_report, instance_name, instances, node_for, start_plane_blocking,
-    start_server,
+    Agent, KubeServerConfig, PodSpecification, admin, count_requests, create_pod, eventually,
+    health_report, instance_name, instances, node_for, start_plane_blocking, start_server,
 };
 
 const RESOURCE: &str = "instrumentationinstances";

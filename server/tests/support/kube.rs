@@ -17,6 +17,7 @@ use odigos_opamp_proto::opamp::proto::{
 use odigos_opamp_server::kube::{KubeOptions, Kubernetes, instances::resource};
 use odigos_opamp_server::{RunningServer, Server, Settings};
 use xtask::kube::ControlPlane;
+use xtask::kube::request_samples;
 
 use crate::messages::{int, string};
 
@@ -280,59 +281,15 @@ pub async fn wait_for_instance(api: &Api<DynamicObject>, name: &str, what: &str)
     .await
 }
 
-/// One sample of `apiserver_request_total`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RequestSample {
-    pub labels: BTreeMap<String, String>,
-    pub value: f64,
-}
-
-/// Every `apiserver_request_total` sample of a Prometheus text page.
-pub fn request_samples(metrics: &str) -> Vec<RequestSample> {
-    metrics
-        .lines()
-        .filter_map(|line| line.strip_prefix("apiserver_request_total{"))
-        .filter_map(|rest| {
-            let (labels, value) = rest.rsplit_once("} ")?;
-            let labels = labels
-                .split("\",")
-                .filter_map(|pair| {
-                    let (k, v) = pair.split_once("=\"")?;
-                    Some((k.to_owned(), v.trim_end_matches('"').to_owned()))
-                })
-                .collect();
-            Some(RequestSample {
-                labels,
-                value: value.trim().parse().ok()?,
-            })
-        })
-        .collect()
-}
-
 /// Requests to `resource` whose verb is in `verbs` (all verbs when empty).
 pub fn count_requests(metrics: &str, resource: &str, verbs: &[&str]) -> u64 {
     request_samples(metrics)
         .iter()
-        .filter(|s| s.labels.get("resource").map(String::as_str) == Some(resource))
-        .filter(|s| {
-            verbs.is_empty()
-                || s.labels
-                    .get("verb")
-                    .is_some_and(|v| verbs.contains(&v.as_str()))
-        })
+        .filter(|s| s.label("resource") == resource)
+        .filter(|s| verbs.is_empty() || verbs.contains(&s.label("verb")))
         .map(|s| s.value as u64)
         .sum()
 }
-
-/// Verbs that change something (server-side apply shows as `APPLY` on newer servers).
-pub const WRITE_VERBS: &[&str] = &[
-    "POST",
-    "PUT",
-    "PATCH",
-    "APPLY",
-    "DELETE",
-    "DELETECOLLECTION",
-];
 
 /// One simulated agent on its own keep-alive connection.
 pub struct Agent {

@@ -13,6 +13,7 @@
 //! package (about 5 minutes) and caches it in `.cache/kube/`; later starts
 //! take a few seconds. `cargo xtask kube up` runs one in the background.
 
+mod api_requests;
 mod binaries;
 mod control_plane;
 pub mod daemon;
@@ -24,6 +25,7 @@ mod pki;
 mod process;
 mod workdir;
 
+pub use api_requests::{RequestSample, WRITE_VERBS, request_samples};
 pub use binaries::{
     Binaries, DEBIAN_KUBERNETES, KUBE_VERSION, cache_root, ensure as ensure_binaries,
 };

@@ -82,7 +82,7 @@ fn core(c: &mut Criterion) {
         now: SystemTime::UNIX_EPOCH,
         heartbeat_interval: Duration::from_secs(30),
     };
-    let config = WorkloadConfig::default();
+    let config = std::sync::Arc::new(WorkloadConfig::default());
     let table = DeviceTable::from_yaml(&agents::devices_yaml(8)).expect("device table");
     let request = protocol::identity_request(&id.first_message(&uid), Some(Ok(id.device_id())));
     let identity = StaticTableIdentity::new(table)

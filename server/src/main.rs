@@ -41,10 +41,11 @@ struct Cli {
     admin_listen: SocketAddr,
 
     /// Device table (YAML list of {deviceId, namespace, pod, container, workloadKind,
-    /// workloadName}) that identifies agents without a cluster. An agent is accepted when its
-    /// X-Odigos-DeviceId header, or its self-reported k8s.namespace.name / k8s.pod.name /
-    /// k8s.container.name, matches a row. Without this file every agent is refused, unless
-    /// --trust-self-reported is given.
+    /// workloadName, containerConfig}) that identifies agents without a cluster. An agent is
+    /// accepted when its X-Odigos-DeviceId header, or its self-reported k8s.namespace.name /
+    /// k8s.pod.name / k8s.container.name, matches a row; a row's containerConfig (the
+    /// container's InstrumentationConfig entry) is sent as its container_config section.
+    /// Without this file every agent is refused, unless --trust-self-reported is given.
     #[arg(long, env = "ODIGOS_OPAMP_DEVICES", value_name = "FILE")]
     devices: Option<PathBuf>,
 
@@ -222,7 +223,9 @@ impl Cli {
         })
     }
 
-    fn identity(&self) -> anyhow::Result<StaticTableIdentity> {
+    /// Embedded mode's edges: identities from the device table, configs from its rows'
+    /// `containerConfig`s (defaults elsewhere), records in memory.
+    fn embedded_edges(&self, builder: ServerBuilder) -> anyhow::Result<ServerBuilder> {
         let table = match &self.devices {
             Some(path) => DeviceTable::load(path)?,
             None => DeviceTable::default(),
@@ -232,7 +235,12 @@ impl Cli {
             trust_self_reported = self.trust_self_reported,
             "identity: device table"
         );
-        Ok(StaticTableIdentity::new(table).trust_self_reported(self.trust_self_reported))
+        let configs = table.config_source();
+        let identity =
+            StaticTableIdentity::new(table).trust_self_reported(self.trust_self_reported);
+        Ok(builder
+            .identity(Arc::new(identity))
+            .config_source(Arc::new(configs)))
     }
 }
 
@@ -267,7 +275,7 @@ async fn main() -> anyhow::Result<()> {
     let mut signals = StopSignals::register()?;
     let builder = Server::builder(settings.clone());
     let (builder, kubernetes) = if cli.embedded() {
-        (builder.identity(Arc::new(cli.identity()?)), None)
+        (cli.embedded_edges(builder)?, None)
     } else {
         let kubernetes = start_kubernetes(&cli, &settings).await?;
         (with_kubernetes(builder, &kubernetes), Some(kubernetes))

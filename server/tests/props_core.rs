@@ -9,9 +9,11 @@ use odigos_opamp_proto::opamp::proto::{
     AgentConfigFile, AgentConfigMap, AgentDescription, AgentToServer, AnyValue, ComponentHealth,
     KeyValue, RemoteConfigStatus, ServerToAgentFlags, any_value::Value,
 };
-use odigos_opamp_server::config_source::{LibraryConfig, WorkloadConfig};
+use odigos_opamp_server::config_source::{ContainerConfig, LibraryConfig, WorkloadConfig};
 use odigos_opamp_server::identity::{ResolvedIdentity, Workload, WorkloadKind};
-use odigos_opamp_server::protocol::remote_config::{self, JSON, LIBRARIES_SECTION, SDK_SECTION};
+use odigos_opamp_server::protocol::remote_config::{
+    self, CONTAINER_SECTION, JSON, LIBRARIES_SECTION, SDK_SECTION,
+};
 use odigos_opamp_server::protocol::{self, AgentState, Context, Effect};
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
@@ -31,7 +33,7 @@ fn identity() -> impl Strategy<Value = ResolvedIdentity> {
     (
         "[a-z0-9-]{1,20}",
         "[a-z0-9.-]{1,40}",
-        "[a-z0-9-]{1,20}",
+        prop_oneof!["app", "sidecar", "[a-z0-9-]{1,20}"],
         0..KINDS.len(),
         "\\PC{0,30}",
     )
@@ -47,22 +49,49 @@ fn identity() -> impl Strategy<Value = ResolvedIdentity> {
         })
 }
 
+/// A `spec.containers[]` entry for `app` or `sidecar`: with or without `traces`, and with a
+/// field of any name and value (Odigos adds fields over time).
+fn container_entry() -> impl Strategy<Value = ContainerConfig> {
+    (
+        prop_oneof!["app", "sidecar"],
+        any::<bool>(),
+        "[a-zA-Z]{1,12}",
+        "\\PC{0,12}",
+    )
+        .prop_map(|(container, traces, key, value)| {
+            let mut entry = serde_json::json!({"containerName": container, "agentEnabled": true});
+            entry[key] = serde_json::Value::String(value);
+            if traces {
+                entry["traces"] = serde_json::json!({"headSampling": {"noisyOperations": []}});
+            } else {
+                entry.as_object_mut().unwrap().remove("traces");
+            }
+            ContainerConfig::from_json(&entry).expect("an object with a name")
+        })
+}
+
 fn config() -> impl Strategy<Value = WorkloadConfig> {
     (
         proptest::option::of("\\PC{0,20}"),
         proptest::collection::vec(("\\PC{0,20}", proptest::option::of(any::<bool>())), 0..6),
-        any::<bool>(),
+        proptest::collection::vec(container_entry(), 0..3),
     )
-        .prop_map(|(service_name, libraries, trace)| WorkloadConfig {
-            service_name,
-            libraries: libraries
-                .into_iter()
-                .map(|(name, traces_enabled)| LibraryConfig {
-                    name,
-                    traces_enabled,
-                })
-                .collect(),
-            trace_signal_enabled: trace,
+        .prop_map(|(service_name, libraries, containers)| {
+            let mut config = WorkloadConfig {
+                service_name,
+                libraries: libraries
+                    .into_iter()
+                    .map(|(name, traces_enabled)| LibraryConfig {
+                        name,
+                        traces_enabled,
+                    })
+                    .collect(),
+                ..WorkloadConfig::default()
+            };
+            for entry in containers {
+                config.add_container(entry);
+            }
+            config
         })
 }
 
@@ -121,13 +150,17 @@ proptest! {
     }
 
     /// The SDK section lists the six resource attributes in the documented order, with the
-    /// identity's values; libraries keep the InstrumentationConfig's order; both sections
-    /// are JSON and nothing else is in the map.
+    /// identity's values; libraries keep the InstrumentationConfig's order; container_config
+    /// is the container's entry byte for byte (or the traces-on default), and the SDK trace
+    /// switch agrees with it; the three sections are JSON and nothing else is in the map.
     #[test]
     fn config_sections_keep_the_documented_order(node in "[a-z0-9-]{1,20}", id in identity(), cfg in config()) {
         let built = remote_config::build(&node, &id, &cfg);
         let map = &built.config.as_ref().unwrap().config_map;
-        prop_assert_eq!(map.keys().cloned().collect::<Vec<_>>(), vec![LIBRARIES_SECTION.to_owned(), SDK_SECTION.to_owned()]);
+        prop_assert_eq!(
+            map.keys().cloned().collect::<Vec<_>>(),
+            vec![LIBRARIES_SECTION.to_owned(), SDK_SECTION.to_owned(), CONTAINER_SECTION.to_owned()]
+        );
         prop_assert!(map.values().all(|f| f.content_type == JSON));
 
         let sdk = sdk_json(&built);
@@ -147,7 +180,13 @@ proptest! {
             (id.workload.kind.resource_attribute().to_owned(), id.workload.name.clone()),
         ];
         prop_assert_eq!(pairs, expected);
-        prop_assert_eq!(&sdk["traceSignal"]["enabled"], &serde_json::Value::Bool(cfg.trace_signal_enabled));
+        let entry = cfg
+            .containers
+            .get(&id.container)
+            .cloned()
+            .unwrap_or_else(|| remote_config::default_container_config(&id.container));
+        prop_assert_eq!(&map[CONTAINER_SECTION].body[..], entry.body());
+        prop_assert_eq!(&sdk["traceSignal"]["enabled"], &serde_json::Value::Bool(entry.traces_enabled()));
 
         let libraries: serde_json::Value = serde_json::from_slice(&map[LIBRARIES_SECTION].body).unwrap();
         let names: Vec<&str> = libraries.as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
@@ -205,7 +244,7 @@ fn registered(first_seq: u64) -> AgentState {
             name: "coupon".into(),
         },
     };
-    let (_, state) = protocol::handle_new(msg, id, &WorkloadConfig::default(), &ctx(0));
+    let (_, state) = protocol::handle_new(msg, id, &std::sync::Arc::default(), &ctx(0));
     state.expect("a new agent's state")
 }
 
@@ -260,7 +299,7 @@ proptest! {
     #[test]
     fn sequence_gaps_ask_for_the_full_state_once(first in any::<u64>(), steps in proptest::collection::vec(seq_step(), 1..60)) {
         let mut state = registered(first);
-        let config = WorkloadConfig::default();
+        let config = std::sync::Arc::new(WorkloadConfig::default());
         let mut previous_asked = false;
         for (i, step) in steps.into_iter().enumerate() {
             let last = state.last_sequence_num;
@@ -289,7 +328,7 @@ proptest! {
     #[test]
     fn status_compressed_messages_merge_without_loss(reports in proptest::collection::vec(report(), 1..40)) {
         let mut state = registered(0);
-        let config = WorkloadConfig::default();
+        let config = std::sync::Arc::new(WorkloadConfig::default());
         let mut want_description = description("1.0");
         let mut want_health: Option<ComponentHealth> = None;
         let mut want_status: Option<RemoteConfigStatus> = None;
@@ -333,7 +372,7 @@ fn resending_a_description_with_a_nan_attribute_writes_nothing() {
     let mut nan = description("1.0");
     nan.identifying_attributes
         .push(kv("sampling.ratio", Value::DoubleValue(f64::NAN)));
-    let config = WorkloadConfig::default();
+    let config = std::sync::Arc::new(WorkloadConfig::default());
     let send = |state: &mut AgentState, seq: u64| {
         let msg = AgentToServer {
             instance_uid: UID.to_vec(),

@@ -3,11 +3,14 @@
 //! whatever the agents send; a broken one panics, which the fuzzer reports as a crash.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use arbitrary::Arbitrary;
 use odigos_opamp_proto::opamp::proto::{AgentToServer, ServerToAgent, ServerToAgentFlags};
-use odigos_opamp_server::config_source::{LibraryConfig, WorkloadConfig, WorkloadKey};
+use odigos_opamp_server::config_source::{
+    ContainerConfig, LibraryConfig, WorkloadConfig, WorkloadKey,
+};
 use odigos_opamp_server::identity::{DeviceTable, NonUtf8Header, StaticTableIdentity};
 use odigos_opamp_server::protocol::{
     self, Admission, AgentState, Context, Effect, Outcome, ReplyStatus, SERVER_CAPABILITIES,
@@ -28,7 +31,16 @@ pub enum Device {
 pub struct Config {
     pub service_name: Option<String>,
     pub libraries: Vec<(String, Option<bool>)>,
-    pub traces: bool,
+    /// `spec.containers[]` entries: container (one of the table's, or any), traces on or
+    /// off, and one field of any name and value.
+    pub containers: Vec<(ContainerName, bool, String, String)>,
+}
+
+#[derive(Arbitrary, Debug)]
+pub enum ContainerName {
+    App,
+    Cart,
+    Other(String),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -55,7 +67,7 @@ struct World {
     last_seq: HashMap<Vec<u8>, u64>,
     /// Whether the previous answer to this uid asked for the full state, and for which seq.
     asked_full: HashMap<Vec<u8>, u64>,
-    configs: HashMap<WorkloadKey, WorkloadConfig>,
+    configs: HashMap<WorkloadKey, Arc<WorkloadConfig>>,
     workloads: Vec<WorkloadKey>,
     clock: SystemTime,
 }
@@ -285,7 +297,7 @@ impl World {
         let Some(key) = self.workloads.get(usize::from(workload) % 8).cloned() else {
             return;
         };
-        let config = WorkloadConfig {
+        let mut workload = WorkloadConfig {
             service_name: config.service_name,
             libraries: config
                 .libraries
@@ -296,12 +308,28 @@ impl World {
                     traces_enabled,
                 })
                 .collect(),
-            trace_signal_enabled: config.traces,
+            ..WorkloadConfig::default()
         };
-        self.configs.insert(key, config);
+        for (container, traces, field, value) in config.containers.into_iter().take(4) {
+            let name = match container {
+                ContainerName::App => "app".to_owned(),
+                ContainerName::Cart => "cart".to_owned(),
+                ContainerName::Other(name) => name,
+            };
+            let mut entry = serde_json::json!({ field: value });
+            entry["containerName"] = name.into();
+            if traces {
+                entry["traces"] = serde_json::json!({});
+            }
+            // Entries without a usable containerName are skipped, as the watch skips them.
+            if let Ok(entry) = ContainerConfig::from_json(&entry) {
+                workload.add_container(entry);
+            }
+        }
+        self.configs.insert(key, Arc::new(workload));
     }
 
-    fn config_of(&self, key: &WorkloadKey) -> WorkloadConfig {
+    fn config_of(&self, key: &WorkloadKey) -> Arc<WorkloadConfig> {
         self.configs.get(key).cloned().unwrap_or_default()
     }
 }

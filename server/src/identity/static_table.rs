@@ -7,6 +7,9 @@
 //!   container: app
 //!   workloadKind: Deployment                         # optional, default Pod
 //!   workloadName: coupon                             # optional, default the pod name
+//!   containerConfig:                                 # optional: the container's entry of
+//!     agentEnabled: true                             # its InstrumentationConfig, sent as
+//!     traces: {}                                     # the container_config section
 //! ```
 //!
 //! A request with `X-Odigos-DeviceId` must name a row's `deviceId`. A request without it
@@ -18,6 +21,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::config_source::{ContainerConfig, MemoryConfigSource, WorkloadConfig, WorkloadKey};
 
 use super::{
     Identity, IdentityError, IdentityFuture, IdentityRequest, ResolvedIdentity, Workload,
@@ -39,6 +44,10 @@ pub struct DeviceRow {
     pub workload_kind: Option<String>,
     #[serde(default)]
     pub workload_name: Option<String>,
+    /// The container's `spec.containers[]` entry, as an `InstrumentationConfig` would hold
+    /// it (`containerName` may be left out: it is the row's container).
+    #[serde(default)]
+    pub container_config: Option<serde_json::Value>,
 }
 
 /// Why a device table could not be loaded.
@@ -51,7 +60,7 @@ pub enum DeviceTableError {
     },
     #[error(
         "device table {path} is not a YAML list of {{deviceId, namespace, pod, container, \
-         workloadKind, workloadName}}: {source}"
+         workloadKind, workloadName, containerConfig}}: {source}"
     )]
     Parse {
         path: PathBuf,
@@ -65,6 +74,8 @@ pub enum DeviceTableError {
 #[derive(Clone, Debug, Default)]
 pub struct DeviceTable {
     identities: Vec<ResolvedIdentity>,
+    /// The rows' container configs, by workload.
+    configs: HashMap<WorkloadKey, WorkloadConfig>,
     by_device: HashMap<String, usize>,
     by_container: HashMap<(String, String, String), usize>,
 }
@@ -131,6 +142,28 @@ impl DeviceTable {
                     key.0, key.1, key.2
                 )));
             }
+            let workload_key = WorkloadKey {
+                namespace: row.namespace.clone(),
+                workload: Workload {
+                    kind,
+                    name: name.clone(),
+                },
+            };
+            if let Some(entry) = row.container_config {
+                let config = container_config(entry, &row.container).map_err(invalid)?;
+                let workload = table.configs.entry(workload_key).or_default();
+                match workload.containers.get(&row.container) {
+                    Some(other) if *other != config => {
+                        return Err(invalid(format!(
+                            "containerConfig of container {} differs from an earlier row of \
+                             the same workload (a workload's pods share one config)",
+                            row.container
+                        )));
+                    }
+                    Some(_) => {}
+                    None => workload.add_container(config),
+                }
+            }
             let slot = table.identities.len();
             if let Some(device) = &row.device_id
                 && table.by_device.insert(device.clone(), slot).is_some()
@@ -147,6 +180,16 @@ impl DeviceTable {
             });
         }
         Ok(table)
+    }
+
+    /// The config source of embedded mode: the rows' container configs, and the defaults for
+    /// every other workload and container.
+    pub fn config_source(&self) -> MemoryConfigSource {
+        let source = MemoryConfigSource::new();
+        for (workload, config) in &self.configs {
+            source.set(workload.clone(), config.clone());
+        }
+        source
     }
 
     /// Number of rows.
@@ -171,6 +214,24 @@ impl DeviceTable {
             .get(&key)
             .and_then(|&i| self.identities.get(i))
     }
+}
+
+/// A row's `containerConfig`: an object, whose `containerName` (when given) is the row's.
+fn container_config(
+    mut entry: serde_json::Value,
+    container: &str,
+) -> Result<ContainerConfig, String> {
+    if let Some(object) = entry.as_object_mut() {
+        let name = object
+            .entry("containerName")
+            .or_insert_with(|| container.into());
+        if name.as_str() != Some(container) {
+            return Err(format!(
+                "containerConfig.containerName is {name}, but the row's container is {container:?}"
+            ));
+        }
+    }
+    ContainerConfig::from_json(&entry).map_err(|e| format!("containerConfig: {e}"))
 }
 
 /// [`Identity`] backed by a [`DeviceTable`]; see the module docs.
@@ -339,6 +400,82 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(identity().lookup(&partial), Err(IdentityError::Missing));
+    }
+
+    #[test]
+    fn rows_carry_their_containers_config() {
+        let table = DeviceTable::from_yaml(
+            "
+- namespace: shop
+  pod: coupon-a
+  container: app
+  workloadKind: Deployment
+  workloadName: coupon
+  containerConfig:
+    agentEnabled: true
+    traces: {headSampling: {noisyOperations: [{id: h, percentageAtMost: 0}]}}
+- namespace: shop
+  pod: coupon-b
+  container: app
+  workloadKind: Deployment
+  workloadName: coupon
+  containerConfig:
+    containerName: app
+    agentEnabled: true
+    traces: {headSampling: {noisyOperations: [{id: h, percentageAtMost: 0}]}}
+- {namespace: shop, pod: plain, container: app}
+",
+        )
+        .unwrap();
+        let source = table.config_source();
+        let coupon = WorkloadKey {
+            namespace: "shop".into(),
+            workload: Workload {
+                kind: WorkloadKind::Deployment,
+                name: "coupon".into(),
+            },
+        };
+        use crate::config_source::ConfigSource as _;
+        let config = source.workload_config(&coupon);
+        assert_eq!(
+            config.containers["app"].value(),
+            serde_json::json!({
+                "containerName": "app",
+                "agentEnabled": true,
+                "traces": {"headSampling": {"noisyOperations": [{"id": "h", "percentageAtMost": 0}]}},
+            })
+        );
+        let plain = WorkloadKey {
+            namespace: "shop".into(),
+            workload: Workload {
+                kind: WorkloadKind::Pod,
+                name: "plain".into(),
+            },
+        };
+        assert!(source.workload_config(&plain).containers.is_empty());
+    }
+
+    #[test]
+    fn container_configs_are_checked() {
+        let cases = [
+            (
+                "- {namespace: n, pod: p, container: c, containerConfig: [1]}",
+                "must be a JSON object",
+            ),
+            (
+                "- {namespace: n, pod: p, container: c, containerConfig: {containerName: d}}",
+                "the row's container is \"c\"",
+            ),
+            (
+                "- {namespace: n, pod: p, container: c, workloadName: w, containerConfig: {traces: {}}}\n\
+                 - {namespace: n, pod: q, container: c, workloadName: w, containerConfig: {}}",
+                "row 2: containerConfig of container c differs",
+            ),
+        ];
+        for (yaml, expected) in cases {
+            let err = DeviceTable::from_yaml(yaml).unwrap_err().to_string();
+            assert!(err.contains(expected), "{yaml}: {err}");
+        }
     }
 
     #[test]

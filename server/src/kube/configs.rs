@@ -14,7 +14,9 @@ use serde::Deserialize;
 use tokio::task::JoinHandle;
 
 use super::watch::{self, Mirror, WatchStatus};
-use crate::config_source::{ConfigSource, LibraryConfig, WorkloadConfig, WorkloadKey};
+use crate::config_source::{
+    ConfigSource, ContainerConfig, LibraryConfig, WorkloadConfig, WorkloadKey,
+};
 use crate::identity::{Workload, WorkloadKind};
 
 /// The `InstrumentationConfig` kind (read only).
@@ -28,16 +30,7 @@ pub fn api_resource() -> ApiResource {
     }
 }
 
-/// The part of `spec` the server reads; everything else Odigos keeps there is ignored.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Spec {
-    #[serde(default)]
-    service_name: Option<String>,
-    #[serde(default)]
-    sdk_configs: Vec<SdkConfig>,
-}
-
+/// `spec.sdkConfigs[]`, the part the `InstrumentationLibraries` section is made of.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SdkConfig {
@@ -76,26 +69,54 @@ pub fn workload_of(object_name: &str) -> Option<Workload> {
     })
 }
 
-/// The config in an object's `spec`. Libraries of every SDK language are sent (an agent
-/// ignores libraries it does not have); a library named twice keeps its first entry. An
-/// empty `serviceName` means "the workload name". A `spec` that does not parse gives the
-/// defaults, with a warning naming the object.
+/// The config in an object's `spec`: `serviceName`, `sdkConfigs[]` (libraries of every SDK
+/// language are sent; an agent ignores libraries it does not have; a library named twice
+/// keeps its first entry) and `containers[]` (each entry whole; the first entry of a
+/// container wins). An empty `serviceName` means "the workload name". Each of the three is
+/// read on its own, so one that does not parse (with a warning naming the object) leaves
+/// the others in force.
 pub fn workload_config(object: &DynamicObject) -> WorkloadConfig {
-    let spec = match object.data.get("spec") {
-        None | Some(serde_json::Value::Null) => Spec::default(),
-        Some(value) => Spec::deserialize(value).unwrap_or_else(|error| {
-            tracing::warn!(
-                namespace = object.metadata.namespace.as_deref().unwrap_or_default(),
-                name = object.metadata.name.as_deref().unwrap_or_default(),
-                %error,
-                "InstrumentationConfig spec not understood; using the defaults"
-            );
-            Spec::default()
-        }),
+    let spec = object.data.get("spec");
+    let field = |name: &str| spec.and_then(|s| s.get(name)).filter(|v| !v.is_null());
+    let warn = |what: &str, error: &dyn std::fmt::Display| {
+        tracing::warn!(
+            namespace = object.metadata.namespace.as_deref().unwrap_or_default(),
+            name = object.metadata.name.as_deref().unwrap_or_default(),
+            %error,
+            "InstrumentationConfig {what} not understood; ignored"
+        );
     };
+    let mut config = WorkloadConfig {
+        service_name: field("serviceName")
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
+        ..WorkloadConfig::default()
+    };
+    if let Some(value) = field("sdkConfigs") {
+        match Vec::<SdkConfig>::deserialize(value) {
+            Ok(sdks) => config.libraries = libraries(sdks),
+            Err(error) => warn("spec.sdkConfigs", &error),
+        }
+    }
+    match field("containers") {
+        Some(serde_json::Value::Array(entries)) => {
+            for entry in entries {
+                match ContainerConfig::from_json(entry) {
+                    Ok(container) => config.add_container(container),
+                    Err(error) => warn("spec.containers[] entry", &error),
+                }
+            }
+        }
+        Some(_) => warn("spec.containers", &"not an array"),
+        None => {}
+    }
+    config
+}
+
+fn libraries(sdks: Vec<SdkConfig>) -> Vec<LibraryConfig> {
     let mut libraries: Vec<LibraryConfig> = Vec::new();
-    let entries = spec
-        .sdk_configs
+    let entries = sdks
         .into_iter()
         .flat_map(|sdk| sdk.instrumentation_library_configs);
     for entry in entries {
@@ -108,11 +129,7 @@ pub fn workload_config(object: &DynamicObject) -> WorkloadConfig {
             traces_enabled: entry.trace_config.and_then(|t| t.enabled),
         });
     }
-    WorkloadConfig {
-        service_name: spec.service_name.filter(|s| !s.is_empty()),
-        libraries,
-        ..WorkloadConfig::default()
-    }
+    libraries
 }
 
 fn key_of(object: &DynamicObject) -> Option<WorkloadKey> {
@@ -139,11 +156,16 @@ impl Mirror for ConfigMirror {
     type Object = DynamicObject;
 
     fn upsert(&self, object: DynamicObject) {
-        if let Some(key) = key_of(&object) {
-            let config = Arc::new(workload_config(&object));
-            tracing::info!(namespace = %key.namespace, workload = %key.workload.object_name(), "InstrumentationConfig changed");
-            self.write().insert(key, config);
+        let Some(key) = key_of(&object) else { return };
+        let config = workload_config(&object);
+        let mut configs = self.write();
+        // Status-only updates (and relists) leave the config as it was: keep the same Arc,
+        // so no agent rebuilds its config, and say nothing.
+        if configs.get(&key).is_some_and(|current| **current == config) {
+            return;
         }
+        tracing::info!(namespace = %key.namespace, workload = %key.workload.object_name(), "InstrumentationConfig changed");
+        configs.insert(key, Arc::new(config));
     }
 
     fn remove(&self, object: &DynamicObject) {
@@ -154,11 +176,18 @@ impl Mirror for ConfigMirror {
     }
 
     fn replace(&self, objects: Vec<DynamicObject>) {
-        let map: ConfigMap = objects
-            .iter()
-            .filter_map(|o| Some((key_of(o)?, Arc::new(workload_config(o)))))
-            .collect();
-        *self.write() = map;
+        let mut configs = self.write();
+        let mut fresh = ConfigMap::with_capacity(objects.len());
+        for object in &objects {
+            let Some(key) = key_of(object) else { continue };
+            let config = workload_config(object);
+            let shared = match configs.remove(&key) {
+                Some(current) if *current == config => current,
+                _ => Arc::new(config),
+            };
+            fresh.insert(key, shared);
+        }
+        *configs = fresh;
     }
 }
 
@@ -272,7 +301,75 @@ mod tests {
                 ("@opentelemetry/instrumentation-http", None)
             ]
         );
-        assert!(config.trace_signal_enabled);
+        assert!(config.containers.is_empty());
+    }
+
+    #[test]
+    fn container_entries_are_kept_whole_by_container_name() {
+        let app = serde_json::json!({
+            "containerName": "app",
+            "agentEnabled": true,
+            "otelDistroName": "python-community",
+            "traces": {"headSampling": {"noisyOperations": []}, "someFutureField": [1, 2]},
+        });
+        let config = workload_config(&object(
+            "deployment-coupon",
+            serde_json::json!({
+                "containers": [
+                    app,
+                    {"containerName": "sidecar", "agentEnabled": false},
+                    {"agentEnabled": true},
+                    "not an object",
+                    {"containerName": "app", "agentEnabled": false},
+                ],
+            }),
+        ));
+        let names: Vec<&str> = config.containers.keys().map(String::as_str).collect();
+        assert_eq!(names, ["app", "sidecar"]);
+        assert_eq!(
+            config.containers["app"].value(),
+            app,
+            "first entry, unchanged"
+        );
+        assert!(config.containers["app"].traces_enabled());
+        assert!(!config.containers["sidecar"].traces_enabled());
+    }
+
+    #[test]
+    fn one_bad_field_leaves_the_others_in_force() {
+        let config = workload_config(&object(
+            "deployment-a",
+            serde_json::json!({
+                "serviceName": "svc",
+                "sdkConfigs": "nope",
+                "containers": [{"containerName": "app", "agentEnabled": true}],
+            }),
+        ));
+        assert_eq!(config.service_name.as_deref(), Some("svc"));
+        assert!(config.libraries.is_empty());
+        assert_eq!(config.containers.len(), 1);
+    }
+
+    #[test]
+    fn unchanged_configs_keep_their_arc_through_updates_and_relists() {
+        let mirror = ConfigMirror::default();
+        let spec =
+            serde_json::json!({"containers": [{"containerName": "app", "agentEnabled": true}]});
+        let key = key_of(&object("deployment-a", spec.clone())).unwrap();
+        let current = |m: &ConfigMirror| m.configs.read().unwrap()[&key].clone();
+        mirror.upsert(object("deployment-a", spec.clone()));
+        let first = current(&mirror);
+        // A status-only update: the spec is the same.
+        let mut status_update = object("deployment-a", spec.clone());
+        status_update.data["status"] = serde_json::json!({"conditions": []});
+        mirror.upsert(status_update);
+        assert!(Arc::ptr_eq(&first, &current(&mirror)));
+        mirror.replace(vec![object("deployment-a", spec.clone())]);
+        assert!(Arc::ptr_eq(&first, &current(&mirror)));
+        let changed =
+            serde_json::json!({"containers": [{"containerName": "app", "agentEnabled": false}]});
+        mirror.upsert(object("deployment-a", changed));
+        assert!(!Arc::ptr_eq(&first, &current(&mirror)));
     }
 
     #[test]

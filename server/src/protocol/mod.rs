@@ -19,6 +19,7 @@ mod outcome;
 pub mod remote_config;
 mod state;
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use odigos_opamp_proto::opamp::proto::{
@@ -157,7 +158,7 @@ pub fn undecodable(error: &str) -> Outcome {
 pub fn handle_new(
     mut msg: AgentToServer,
     identity: ResolvedIdentity,
-    config: &WorkloadConfig,
+    config: &Arc<WorkloadConfig>,
     ctx: &Context<'_>,
 ) -> (Outcome, Option<AgentState>) {
     let uid = std::mem::take(&mut msg.instance_uid);
@@ -218,7 +219,7 @@ pub fn handle_new(
 pub fn handle_known(
     mut msg: AgentToServer,
     state: &mut AgentState,
-    config: &WorkloadConfig,
+    config: &Arc<WorkloadConfig>,
     ctx: &Context<'_>,
 ) -> Outcome {
     let uid = std::mem::take(&mut msg.instance_uid);
@@ -244,7 +245,8 @@ pub fn handle_known(
     }
 
     let mut built = None;
-    if state.offered.source != *config {
+    // The source hands out the same Arc until the config changes: one pointer compare per poll.
+    if !Arc::ptr_eq(&state.offered.source, config) {
         let fresh = remote_config::build(ctx.node_name, &state.identity, config);
         state.offered = OfferedConfig::new(config.clone(), &fresh);
         built = Some(fresh);

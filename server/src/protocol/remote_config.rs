@@ -1,13 +1,20 @@
-//! The remote config the server offers an agent (PROTOCOL.md §5): the `SDK` and
-//! `InstrumentationLibraries` sections and their hash.
+//! The remote config the server offers an agent (PROTOCOL.md §5): the `container_config`,
+//! `SDK` and `InstrumentationLibraries` sections and their hash.
+//!
+//! Three generations of Odigos agents are in the field and each reads another section, so
+//! every remote config carries all three: `container_config` (agents since May 2026), `SDK`
+//! (resource attributes, and the trace switch of early-2026 agents), and
+//! `InstrumentationLibraries` (old Node agents fail without it).
 
 use odigos_opamp_proto::opamp::proto::{AgentConfigFile, AgentConfigMap, AgentRemoteConfig};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config_source::WorkloadConfig;
+use crate::config_source::{ContainerConfig, WorkloadConfig};
 use crate::identity::ResolvedIdentity;
 
+/// Config map key of the container's `InstrumentationConfig` entry, passed through whole.
+pub const CONTAINER_SECTION: &str = "container_config";
 /// Config map key of the resource attributes and trace switch.
 pub const SDK_SECTION: &str = "SDK";
 /// Config map key of the per-library settings (always present: older Node agents need it).
@@ -47,12 +54,34 @@ struct LibraryTraces {
     enabled: Option<bool>,
 }
 
+/// The `container_config` of a container that has no entry in its workload's config (no
+/// `InstrumentationConfig`, not yet reconciled, or embedded mode without one): the agent on,
+/// with traces on, as an agent that reaches no server runs. An agent that finds no `traces`
+/// key turns tracing off, so a missing entry must never read as "traces off"; that takes an
+/// entry without `traces`.
+pub fn default_container_config(container: &str) -> ContainerConfig {
+    let entry = serde_json::json!({
+        "agentEnabled": true,
+        "containerName": container,
+        "traces": {},
+    });
+    ContainerConfig::from_json(&entry).expect("the default entry is an object with a name")
+}
+
 /// The complete remote config for one agent, with its hash.
 pub fn build(
     node_name: &str,
     identity: &ResolvedIdentity,
     config: &WorkloadConfig,
 ) -> AgentRemoteConfig {
+    let default_entry;
+    let container = match config.containers.get(&identity.container) {
+        Some(entry) => entry,
+        None => {
+            default_entry = default_container_config(&identity.container);
+            &default_entry
+        }
+    };
     let workload = &identity.workload;
     let service_name = config.service_name.as_deref().unwrap_or(&workload.name);
     let attribute = |key, value| ResourceAttribute { key, value };
@@ -66,7 +95,8 @@ pub fn build(
             attribute(workload.kind.resource_attribute(), &workload.name),
         ],
         trace_signal: TraceSignal {
-            enabled: config.trace_signal_enabled,
+            // The early-2026 agents' switch says what container_config says.
+            enabled: container.traces_enabled(),
             default_enabled_value: true,
         },
     };
@@ -86,6 +116,10 @@ pub fn build(
         content_type: JSON.to_owned(),
     };
     let config_map = [
+        (
+            CONTAINER_SECTION.to_owned(),
+            file(container.body().to_vec()),
+        ),
         (SDK_SECTION.to_owned(), file(json(&sdk))),
         (LIBRARIES_SECTION.to_owned(), file(json(&libraries))),
     ]
@@ -132,6 +166,13 @@ mod tests {
         }
     }
 
+    /// A workload config whose container `app` has this entry.
+    fn with_app_entry(entry: serde_json::Value) -> WorkloadConfig {
+        let mut config = WorkloadConfig::default();
+        config.add_container(ContainerConfig::from_json(&entry).unwrap());
+        config
+    }
+
     fn body<'a>(config: &'a AgentRemoteConfig, key: &str) -> &'a str {
         let map = &config.config.as_ref().unwrap().config_map;
         std::str::from_utf8(&map[key].body).unwrap()
@@ -173,7 +214,7 @@ mod tests {
                     traces_enabled: None,
                 },
             ],
-            trace_signal_enabled: false,
+            ..with_app_entry(serde_json::json!({"containerName": "app", "agentEnabled": true}))
         };
         let config = build("n", &identity(WorkloadKind::Pod, "coupon-abc"), &cfg);
         let sdk = body(&config, SDK_SECTION);
@@ -193,21 +234,63 @@ mod tests {
         let id = identity(WorkloadKind::Deployment, "coupon");
         let config = build("n", &id, &WorkloadConfig::default());
         let map = &config.config.as_ref().unwrap().config_map;
-        // "InstrumentationLibraries" sorts before "SDK".
+        // "InstrumentationLibraries" < "SDK" < "container_config" (byte order).
         let mut expected = Sha256::new();
         expected.update(&map[LIBRARIES_SECTION].body);
         expected.update(&map[SDK_SECTION].body);
+        expected.update(&map[CONTAINER_SECTION].body);
         assert_eq!(config.config_hash, expected.finalize().to_vec());
         assert_eq!(
             build("n", &id, &WorkloadConfig::default()),
             config,
             "deterministic"
         );
-        let other = WorkloadConfig {
-            trace_signal_enabled: false,
-            ..Default::default()
-        };
+        let entry = serde_json::json!({"containerName": "app", "agentEnabled": true});
+        let other = with_app_entry(entry);
         assert_ne!(build("n", &id, &other).config_hash, config.config_hash);
+        // Another container's entry is not this agent's config.
+        let entry = serde_json::json!({"containerName": "sidecar", "agentEnabled": false});
+        let sidecar = with_app_entry(entry);
+        assert_eq!(build("n", &id, &sidecar).config_hash, config.config_hash);
+    }
+
+    #[test]
+    fn container_config_passes_the_entry_through_and_sets_the_trace_switch() {
+        let id = identity(WorkloadKind::Deployment, "coupon");
+        let entry = serde_json::json!({
+            "containerName": "app",
+            "agentEnabled": true,
+            "otelDistroName": "python-community",
+            "traces": {"headSampling": {"noisyOperations": [{"id": "h", "percentageAtMost": 0}]}},
+            "agentDiagnostics": {"odigosLogLevel": "info"},
+        });
+        let config = build("n", &id, &with_app_entry(entry.clone()));
+        let sent: serde_json::Value =
+            serde_json::from_str(body(&config, CONTAINER_SECTION)).unwrap();
+        assert_eq!(sent, entry);
+        assert!(
+            body(&config, SDK_SECTION)
+                .ends_with(r#""traceSignal":{"enabled":true,"defaultEnabledValue":true}}"#)
+        );
+
+        let off = serde_json::json!({"containerName": "app", "agentEnabled": true, "metrics": {}});
+        let config = build("n", &id, &with_app_entry(off));
+        assert!(!body(&config, CONTAINER_SECTION).contains("traces"));
+        assert!(
+            body(&config, SDK_SECTION)
+                .ends_with(r#""traceSignal":{"enabled":false,"defaultEnabledValue":true}}"#)
+        );
+    }
+
+    #[test]
+    fn a_container_without_an_entry_gets_traces_on() {
+        let id = identity(WorkloadKind::Deployment, "coupon");
+        let config = build("n", &id, &WorkloadConfig::default());
+        assert_eq!(
+            body(&config, CONTAINER_SECTION),
+            r#"{"agentEnabled":true,"containerName":"app","traces":{}}"#
+        );
+        assert!(body(&config, SDK_SECTION).contains(r#""traceSignal":{"enabled":true"#));
     }
 
     #[test]

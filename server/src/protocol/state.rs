@@ -1,6 +1,7 @@
 //! What the server remembers about one agent (PROTOCOL.md §4), and how a status-compressed
 //! message is merged into it.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use odigos_opamp_proto::opamp::proto::{
@@ -43,12 +44,14 @@ pub struct AgentState {
 
 /// The remote config offered to an agent: its hash, and the workload config it was built
 /// from (with the agent's identity), so the hash is recomputed only when that changes. The
-/// config itself is rebuilt, identically, on the rare polls that send it: keeping a copy per
-/// agent cost over 1 KiB each.
+/// workload config is shared with the config source (the same `Arc` until it changes), and
+/// the remote config itself is rebuilt, identically, on the rare polls that send it:
+/// keeping a copy per agent cost over 1 KiB each.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OfferedConfig {
-    pub source: WorkloadConfig,
+    #[serde(serialize_with = "serialize_shared")]
+    pub source: Arc<WorkloadConfig>,
     #[serde(rename = "configHash", serialize_with = "serialize_bytes_hex")]
     pub hash: Vec<u8>,
 }
@@ -69,7 +72,7 @@ impl Changes {
 impl OfferedConfig {
     /// Remember a freshly built remote config by its hash, with the workload config it
     /// came from.
-    pub fn new(source: WorkloadConfig, remote_config: &AgentRemoteConfig) -> Self {
+    pub fn new(source: Arc<WorkloadConfig>, remote_config: &AgentRemoteConfig) -> Self {
         OfferedConfig {
             source,
             hash: remote_config.config_hash.clone(),
@@ -108,6 +111,10 @@ impl AgentState {
             .as_ref()
             .map(|s| s.last_remote_config_hash.as_slice())
     }
+}
+
+fn serialize_shared<S: Serializer>(config: &Arc<WorkloadConfig>, s: S) -> Result<S::Ok, S::Error> {
+    config.as_ref().serialize(s)
 }
 
 fn serialize_uid<S: Serializer>(uid: &[u8], s: S) -> Result<S::Ok, S::Error> {

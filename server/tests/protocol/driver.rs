@@ -1,6 +1,7 @@
 //! Drives the pure core the way the server does (admit → resolve → handle), with one agent's
 //! state held locally and a fixed clock, and renders each step as readable JSON.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -37,6 +38,8 @@ impl Resolver {
 pub struct Driver {
     pub state: Option<AgentState>,
     pub config: WorkloadConfig,
+    /// `config` as a config source hands it out: the same Arc until it changes.
+    shared: Arc<WorkloadConfig>,
     pub resolver: Resolver,
     pub device_id: Option<String>,
     pub now: SystemTime,
@@ -49,6 +52,7 @@ impl Driver {
         Driver {
             state: None,
             config: WorkloadConfig::default(),
+            shared: Arc::default(),
             resolver: Resolver::Table(StaticTableIdentity::new(table)),
             device_id: None,
             now: UNIX_EPOCH + Duration::from_secs(1_767_225_600),
@@ -75,11 +79,14 @@ impl Driver {
             now: self.now,
             heartbeat_interval: Duration::from_secs(30),
         };
+        if *self.shared != self.config {
+            self.shared = Arc::new(self.config.clone());
+        }
         match protocol::admit(&msg, self.state.is_some()) {
             Admission::Respond(outcome) => *outcome,
             Admission::Known => {
                 let state = self.state.as_mut().expect("known agent has state");
-                protocol::handle_known(msg, state, &self.config, &ctx)
+                protocol::handle_known(msg, state, &self.shared, &ctx)
             }
             Admission::Resolve => {
                 let device = self.device_id.clone().map(Ok);
@@ -87,7 +94,7 @@ impl Driver {
                 match self.resolver.resolve(&request) {
                     Ok(identity) => {
                         let (outcome, state) =
-                            protocol::handle_new(msg, identity, &self.config, &ctx);
+                            protocol::handle_new(msg, identity, &self.shared, &ctx);
                         self.state = state;
                         outcome
                     }

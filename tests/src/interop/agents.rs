@@ -135,7 +135,7 @@ impl OdigosProfile {
                             traces_enabled: None,
                         },
                     ],
-                    trace_signal_enabled: true,
+                    ..WorkloadConfig::default()
                 }),
             },
             uid: "01936f8e-9a0b-7c2d-8e4f-0a1b2c3d4e5f",

@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use odigos_opamp_server::Settings;
-use odigos_opamp_server::config_source::{LibraryConfig, WorkloadConfig};
+use odigos_opamp_server::config_source::{ContainerConfig, LibraryConfig, WorkloadConfig};
 use odigos_opamp_server::identity::WorkloadKind;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -135,7 +135,17 @@ impl ThirdPartyClient {
                         name: "@opentelemetry/instrumentation-http".into(),
                         traces_enabled: Some(true),
                     }],
-                    trace_signal_enabled: false,
+                    // An entry without `traces`: tracing off for this container.
+                    containers: [(
+                        "node".to_owned(),
+                        ContainerConfig::from_json(&serde_json::json!({
+                            "containerName": "node",
+                            "agentEnabled": true,
+                            "metrics": {},
+                        }))
+                        .expect("an entry with a container name"),
+                    )]
+                    .into(),
                 }),
             },
         }

@@ -8,6 +8,7 @@ pub mod files;
 pub mod generate;
 pub mod kube;
 pub mod pins;
+pub mod ports;
 pub mod tools;
 
 use std::path::PathBuf;

@@ -53,11 +53,14 @@ impl Device {
             pod_uid: None,
             workload_kind: self.workload.map(|(kind, _)| kind.as_str().to_owned()),
             workload_name: self.workload.map(|(_, name)| name.to_owned()),
+            // The workload's config (and its container entries) is set on the
+            // config source, as in Kubernetes mode.
+            container_config: None,
         }
     }
 
     /// The `SDK` section's resource attributes this device's agent must
-    /// receive, in PROTOCOL.md section 5's order, derived from the row (not
+    /// receive, in docs/protocol.md §5's order, derived from the row (not
     /// from the server's code).
     pub fn expected_resource_attributes(&self, node_name: &str) -> Vec<ResourceAttribute> {
         let workload_key = match self.workload_kind() {
@@ -238,28 +241,10 @@ impl ServerUnderTest {
     }
 }
 
-/// A free loopback port below the ephemeral range (where the kernel never
-/// hands out ports by itself), starting at a per-process offset.
+/// A free loopback port below the ephemeral range ([`xtask::ports`]).
 fn free_stable_port() -> Result<SocketAddr, InteropError> {
-    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|text| text.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
-    let (low, high) = (10_000u16, ephemeral_low.max(10_001));
-    let span = u32::from(high - low);
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let offset = std::process::id().wrapping_mul(7919)
-        + NEXT
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            .wrapping_mul(101);
-    for attempt in 0..span.min(2000) {
-        let port = low + ((offset + attempt) % span) as u16;
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        if std::net::TcpListener::bind(addr).is_ok() {
-            return Ok(addr);
-        }
-    }
-    Err(InteropError::Check(format!(
-        "no free loopback port in {low}..{high} for the agent listener"
-    )))
+    let port = xtask::ports::stable_loopback_port().map_err(|error| {
+        InteropError::Check(format!("no free loopback port for the agent listener: {error}"))
+    })?;
+    Ok(SocketAddr::from(([127, 0, 0, 1], port)))
 }

@@ -1,7 +1,6 @@
 //! Command lines for etcd and kube-apiserver, and the free loopback ports they
 //! listen on. Everything binds 127.0.0.1 only.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -19,48 +18,20 @@ pub struct Ports {
 }
 
 impl Ports {
-    /// Three distinct free ports below the kernel's ephemeral range, where
-    /// outgoing connections (of other tests, say) never land; another process
-    /// can still bind one before we do, which [`KubeError::is_port_clash`] names.
+    /// Three distinct free ports below the kernel's ephemeral range
+    /// ([`crate::ports`]); another process can still bind one before we do,
+    /// which [`KubeError::is_port_clash`] names.
     pub fn pick() -> Result<Self> {
-        let (low, high) = pickable_range();
-        let span = u32::from(high - low);
-        // A different walk per process and call, without a random-number crate.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or_default();
-        let mut offset = (std::process::id().wrapping_mul(7919) ^ nanos) % span;
-        let mut found = Vec::with_capacity(3);
-        for _ in 0..span.min(4096) {
-            let port = low + (offset as u16);
-            offset = (offset + 104_729) % span;
-            if !found.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
-                found.push(port);
-                if found.len() == 3 {
-                    return Ok(Self {
-                        etcd_client: found[0],
-                        etcd_peer: found[1],
-                        apiserver: found[2],
-                    });
-                }
-            }
-        }
-        Err(KubeError::Io {
-            context: format!("finding 3 free ports on 127.0.0.1 in {low}..{high}"),
-            source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+        let found = crate::ports::stable_loopback_ports(3).map_err(|source| KubeError::Io {
+            context: "finding 3 free ports on 127.0.0.1".into(),
+            source,
+        })?;
+        Ok(Self {
+            etcd_client: found[0],
+            etcd_peer: found[1],
+            apiserver: found[2],
         })
     }
-}
-
-/// Ports from 10000 up to the start of the ephemeral range (Linux default 32768).
-fn pickable_range() -> (u16, u16) {
-    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|text| text.split_whitespace().next()?.parse::<u16>().ok())
-        .filter(|start| *start > 12_000)
-        .unwrap_or(32_768);
-    (10_000, ephemeral_start)
 }
 
 pub fn etcd_command(etcd: &Path, data_dir: &Path, ports: Ports) -> Command {

@@ -282,6 +282,59 @@ pub fn ensure_venv(venv: &Path, requirements: &Path) -> Result<PathBuf> {
     Ok(python)
 }
 
+/// A Python venv at `venv` with exactly the packages of `lock` (every one pinned with
+/// `==`, dependencies included) and nothing else: installed with `--no-deps`, so a
+/// distribution's own pins cannot pull anything in. For released software installed
+/// unchanged whose own pins do not all resolve (the lock says which it replaced).
+/// Returns the venv's interpreter.
+pub fn ensure_locked_venv(venv: &Path, lock: &Path) -> Result<PathBuf> {
+    let python3 = require_python3()?;
+    let manifest = read(lock)?;
+    let python = venv.join("bin").join("python");
+    install_once(&venv.join(".odigos-installed"), &manifest, || {
+        eprintln!(
+            "xtask: creating Python venv {} from {} (no dependency resolution)",
+            venv.display(),
+            lock.display()
+        );
+        run(Command::new(&python3)
+            .args(["-m", "venv", "--clear"])
+            .arg(venv))?;
+        run(Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--quiet",
+                "--no-deps",
+                "-r",
+            ])
+            .arg(lock))?;
+        Ok(())
+    })?;
+    Ok(python)
+}
+
+/// What `pip check` says of a venv's installed packages (empty when nothing conflicts).
+pub fn pip_check(python: &Path) -> Result<String> {
+    let output = Command::new(python)
+        .args(["-m", "pip", "check", "--disable-pip-version-check"])
+        .output()
+        .map_err(|source| ToolError::Spawn {
+            command: format!("{} -m pip check", python.display()),
+            source,
+        })?;
+    // pip check exits 1 when it finds a conflict: that is its answer, not a failure.
+    let text = String::from_utf8_lossy(&output.stdout);
+    Ok(if output.status.success() {
+        String::new()
+    } else {
+        text.trim().to_owned()
+    })
+}
+
 /// Version of an installed Python distribution inside a venv.
 pub fn python_package_version(python: &Path, distribution: &str) -> Result<String> {
     stdout_of(Command::new(python).args([

@@ -41,8 +41,14 @@ pub struct Memory {
 impl Binary {
     /// Start with both listeners on loopback ports chosen by the OS, JSON logs, and `args`.
     pub fn start(args: &[&str]) -> Binary {
+        Self::start_listening("127.0.0.1:0", args)
+    }
+
+    /// Start with the agent listener on `listen` (e.g. the port of a server this one
+    /// replaces), the admin listener on a port chosen by the OS.
+    pub fn start_listening(listen: &str, args: &[&str]) -> Binary {
         let mut child = Command::new(binary_path())
-            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(["--listen", listen, "--admin-listen", "127.0.0.1:0"])
             .args(["--log-format", "json", "--node-name", "test-node"])
             .args(args)
             .stderr(Stdio::piped())

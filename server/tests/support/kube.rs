@@ -78,6 +78,10 @@ pub struct KubeServer {
 /// How to start a [`KubeServer`].
 pub struct KubeServerConfig<'a> {
     pub node: String,
+    /// The agent listener; default a port chosen by the OS.
+    pub listen: std::net::SocketAddr,
+    /// Also serve agents on this unix socket.
+    pub unix_socket: Option<std::path::PathBuf>,
     pub kubelet_socket: Option<&'a Path>,
     pub heartbeat_interval: Duration,
     pub resync_grace: Option<Duration>,
@@ -87,6 +91,8 @@ impl KubeServerConfig<'_> {
     pub fn new(node: &str) -> Self {
         KubeServerConfig {
             node: node.to_owned(),
+            listen: Settings::loopback().listen,
+            unix_socket: None,
             kubelet_socket: None,
             heartbeat_interval: Duration::from_secs(30),
             resync_grace: None,
@@ -111,6 +117,8 @@ pub async fn start_server(plane: &ControlPlane, config: KubeServerConfig<'_>) ->
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let settings = Settings {
+        listen: config.listen,
+        unix_socket: config.unix_socket.clone(),
         node_name: config.node.clone(),
         heartbeat_interval: config.heartbeat_interval,
         ..Settings::loopback()

@@ -1,4 +1,4 @@
-//! Where each workload's agent configuration comes from (PROTOCOL.md §5).
+//! Where each workload's agent configuration comes from (docs/protocol.md §5).
 //!
 //! The server asks on every poll, so implementations answer from memory: the Kubernetes one
 //! keeps a watch-fed cache of `InstrumentationConfig` objects. A changed answer changes the

@@ -3,7 +3,7 @@
 //! Agents (OpenTelemetry SDKs in application containers) poll it with `POST /v1/opamp` over
 //! plain HTTP. It tells each agent who it is (resource attributes) and how to configure its
 //! instrumentations, tracks the agents in memory, and records each one as an
-//! `InstrumentationInstance`. The rules are in `shared/spec/PROTOCOL.md`.
+//! `InstrumentationInstance`. The rules are in `docs/protocol.md`.
 //!
 //! # Layers
 //!
@@ -57,7 +57,7 @@
 //! so answer from memory; [`store::InstanceStore`] methods must only enqueue, with
 //! [`store::InstanceStore::flush`] awaited at shutdown.
 //!
-//! # Decisions where PROTOCOL.md leaves a choice
+//! # Decisions where the specification leaves a choice (docs/protocol.md)
 //!
 //! - **Embedded identity.** Without a cluster, identities come from a device table
 //!   (`--devices`). A device id must name a row; self-reported `k8s.*` attributes must match
@@ -94,8 +94,8 @@
 //!   agent re-registered are deleted, except `NoConnectionToOpAMPServer` and unhealthy ones
 //!   (see [`kube::instances`]). Nothing of a live agent is deleted and recreated.
 //! - **Workload of a Job's pod**: the CronJob when the Job's name ends in `-<digits>` (how a
-//!   CronJob names its Jobs), else the Job itself (PROTOCOL.md's table maps every Job to a
-//!   CronJob, which would misname plain Jobs).
+//!   CronJob names its Jobs), else the Job itself: mapping every Job to a CronJob would
+//!   misname plain Jobs.
 
 pub mod admin;
 pub mod config_source;

@@ -1,4 +1,4 @@
-//! The liveness sweeper: drops agents that went silent (PROTOCOL.md §4).
+//! The liveness sweeper: drops agents that went silent (docs/protocol.md §4).
 
 use std::sync::Arc;
 use std::time::Duration;

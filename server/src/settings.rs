@@ -4,7 +4,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Default agent listener (PROTOCOL.md §2).
+/// Default agent listener (docs/protocol.md §2).
 pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 4320);
 /// Default admin listener.
@@ -12,7 +12,7 @@ pub const DEFAULT_ADMIN_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 4321);
 /// Default unix socket path, used when the socket listener is enabled without a path.
 pub const DEFAULT_UNIX_SOCKET: &str = "/var/odigos/exchange/exchange.sock";
-/// Default heartbeat interval (PROTOCOL.md §4).
+/// Default heartbeat interval (docs/protocol.md §4).
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
 /// Default stale factor: an agent is stale after 2.5 intervals without a message.
 pub const DEFAULT_STALE_FACTOR: f64 = 2.5;

@@ -1,5 +1,5 @@
 //! deploy/ against a real kube-apiserver: the CRD schema accepts what the
-//! server writes and rejects what PROTOCOL.md section 6 forbids,
+//! server writes and rejects what docs/protocol.md §6 forbids,
 //! deploy/rbac.yaml lets the odiglet identity do exactly its job, and the
 //! DaemonSet snippet is a valid pod spec.
 

@@ -1,5 +1,5 @@
 //! The protocol core fed arbitrary message sequences, with a map of agent states standing
-//! in for the registry. Every step checks the invariants of PROTOCOL.md §4 that must hold
+//! in for the registry. Every step checks the invariants of docs/protocol.md §4 that must hold
 //! whatever the agents send; a broken one panics, which the fuzzer reports as a crash.
 
 use std::collections::HashMap;

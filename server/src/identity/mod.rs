@@ -1,4 +1,4 @@
-//! Who is this agent? PROTOCOL.md §3.
+//! Who is this agent? docs/protocol.md §3.
 //!
 //! The transport asks an [`Identity`] implementation once per new agent (never on heartbeats).
 //! It passes what the request carried: the `X-Odigos-DeviceId` header and the self-reported

@@ -1,4 +1,4 @@
-//! The workload that owns a pod (PROTOCOL.md §3, the owner-kind table).
+//! The workload that owns a pod (docs/protocol.md §3, the owner-kind table).
 
 use std::fmt;
 use std::str::FromStr;
@@ -67,7 +67,7 @@ impl WorkloadKind {
         }
     }
 
-    /// The resource attribute that names the workload (PROTOCOL.md §5).
+    /// The resource attribute that names the workload (docs/protocol.md §5).
     ///
     /// Pods, static pods included, repeat `k8s.pod.name`. DeploymentConfig has no
     /// semantic-convention key; we follow the `k8s.<kind>.name` pattern.

@@ -1,4 +1,4 @@
-//! [`ConfigSource`] from watched `InstrumentationConfig` objects (PROTOCOL.md §5).
+//! [`ConfigSource`] from watched `InstrumentationConfig` objects (docs/protocol.md §5).
 //!
 //! Each object is named `<lowercase workload kind>-<workload name>` in the workload's
 //! namespace. The watch keeps a map from workload to config; polls read it without

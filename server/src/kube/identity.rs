@@ -1,4 +1,4 @@
-//! [`Identity`] through Kubernetes (PROTOCOL.md §3): the kubelet names a device's container,
+//! [`Identity`] through Kubernetes (docs/protocol.md §3): the kubelet names a device's container,
 //! the Pod watch confirms the pod and names its workload.
 
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! `InstrumentationInstance` resources.
 //!
 //! - [`pods`]: this node's pods, mirrored by a watch on `spec.nodeName=<node>`.
-//! - [`workload`]: a pod's workload from its owner references (PROTOCOL.md §3).
+//! - [`workload`]: a pod's workload from its owner references (docs/protocol.md §3).
 //! - [`identity`]: [`KubeIdentity`], device ids through the kubelet, attributes checked
 //!   against the pods.
 //! - [`configs`]: [`KubeConfigSource`], `InstrumentationConfig`s watched into memory.

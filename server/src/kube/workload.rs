@@ -1,4 +1,4 @@
-//! The workload that owns a pod, from its owner references (PROTOCOL.md §3's table).
+//! The workload that owns a pod, from its owner references (docs/protocol.md §3's table).
 //!
 //! Pure: the pod's name, labels and owner references in, a [`Workload`] out. No API reads:
 //! naming the Deployment after its ReplicaSet (rather than reading the ReplicaSet) is what

@@ -1,4 +1,4 @@
-//! The kubelet's PodResources API (PROTOCOL.md §7): which pod and container each Odigos
+//! The kubelet's PodResources API (docs/protocol.md §7): which pod and container each Odigos
 //! device id was allocated to.
 //!
 //! - [`PodResourcesClient`]: one `List` call over the kubelet's unix socket, with a deadline.

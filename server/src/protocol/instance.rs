@@ -1,4 +1,4 @@
-//! The `InstrumentationInstance` record derived from an agent's state (PROTOCOL.md §6).
+//! The `InstrumentationInstance` record derived from an agent's state (docs/protocol.md §6).
 //!
 //! The record is shaped like the custom resource (camelCase, `status` as in the CRD schema),
 //! so a Kubernetes store can send `status` as it is.

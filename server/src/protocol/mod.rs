@@ -1,4 +1,4 @@
-//! The protocol core: PROTOCOL.md §4 and §5 as pure functions. No I/O, no clock, no async.
+//! The protocol core: docs/protocol.md §4 and §5 as pure functions. No I/O, no clock, no async.
 //!
 //! One message goes through two steps:
 //!

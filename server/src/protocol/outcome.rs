@@ -129,7 +129,7 @@ impl Outcome {
         }
     }
 
-    /// The reply to a failed identity resolution (PROTOCOL.md §3 and §2's transient row).
+    /// The reply to a failed identity resolution (docs/protocol.md §3 and §2's transient row).
     pub fn identity_failure(instance_uid: Vec<u8>, error: &IdentityError) -> Self {
         let message = error.to_string();
         let (status, response, label) = match error {

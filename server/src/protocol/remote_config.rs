@@ -1,4 +1,4 @@
-//! The remote config the server offers an agent (PROTOCOL.md §5): the `container_config`,
+//! The remote config the server offers an agent (docs/protocol.md §5): the `container_config`,
 //! `SDK` and `InstrumentationLibraries` sections and their hash.
 //!
 //! Three generations of Odigos agents are in the field and each reads another section, so

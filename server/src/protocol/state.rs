@@ -1,4 +1,4 @@
-//! What the server remembers about one agent (PROTOCOL.md §4), and how a status-compressed
+//! What the server remembers about one agent (docs/protocol.md §4), and how a status-compressed
 //! message is merged into it.
 
 use std::sync::Arc;

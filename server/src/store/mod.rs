@@ -1,4 +1,4 @@
-//! Where agents are recorded: the `InstrumentationInstance` resources (PROTOCOL.md §6).
+//! Where agents are recorded: the `InstrumentationInstance` resources (docs/protocol.md §6).
 //!
 //! The server calls [`InstanceStore::apply`] and [`InstanceStore::delete`] from the request
 //! path, so they must only enqueue: a store that talks to an API server writes in the

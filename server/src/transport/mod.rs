@@ -1,4 +1,4 @@
-//! The agent listener's HTTP surface (PROTOCOL.md §2): `POST /v1/opamp` and nothing else.
+//! The agent listener's HTTP surface (docs/protocol.md §2): `POST /v1/opamp` and nothing else.
 
 pub mod body;
 pub mod negotiation;

@@ -1,4 +1,4 @@
-//! The server over real sockets: every status code of PROTOCOL.md §2, compression, uids,
+//! The server over real sockets: every status code of docs/protocol.md §2, compression, uids,
 //! the exchange end to end, liveness, the admin listener and the unix socket.
 
 #[path = "../support/client.rs"]

@@ -1,4 +1,4 @@
-//! Every status code of PROTOCOL.md §2, with its headers and body.
+//! Every status code of docs/protocol.md §2, with its headers and body.
 
 use std::sync::Arc;
 

@@ -1,4 +1,4 @@
-//! PROTOCOL.md §2 and §3: every error the core decides, with its status class and body.
+//! docs/protocol.md §2 and §3: every error the core decides, with its status class and body.
 
 use std::time::Duration;
 

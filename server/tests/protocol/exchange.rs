@@ -1,4 +1,4 @@
-//! PROTOCOL.md §4: unknown agents, new agents, sequence numbers, plain acknowledgements.
+//! docs/protocol.md §4: unknown agents, new agents, sequence numbers, plain acknowledgements.
 
 use insta::assert_json_snapshot;
 use odigos_opamp_proto::opamp::proto::{AgentCapabilities, ServerToAgentFlags};

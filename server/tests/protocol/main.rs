@@ -1,4 +1,4 @@
-//! Snapshot tests of the pure protocol core: every row of PROTOCOL.md §4 and every error
+//! Snapshot tests of the pure protocol core: every row of docs/protocol.md §4 and every error
 //! case of §2 that the core decides, as readable JSON (pbjson, with config bodies parsed and
 //! hashes in hex).
 

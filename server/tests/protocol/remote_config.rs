@@ -1,4 +1,4 @@
-//! PROTOCOL.md §4's resend rule and §5's config: compare hashes, never statuses.
+//! docs/protocol.md §4's resend rule and §5's config: compare hashes, never statuses.
 
 use insta::assert_json_snapshot;
 use odigos_opamp_proto::opamp::proto::{RemoteConfigStatus, RemoteConfigStatuses};

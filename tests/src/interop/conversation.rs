@@ -10,7 +10,7 @@
 //! 4. server restart (same port, empty registry); `heartbeat` gets
 //!    `ReportFullState`, the agent resends its full state, and is back.
 //! 5. `disconnect`: the server forgets the agent; the record is kept
-//!    unhealthy (`ProcessTerminated`), as PROTOCOL.md section 6 says.
+//!    unhealthy (`ProcessTerminated`), as docs/protocol.md §6 says.
 
 use std::process::Command;
 use std::time::Duration;
@@ -368,8 +368,8 @@ impl Talk<'_> {
         )
     }
 
-    /// An answer with the full remote config, read by the agent as PROTOCOL.md
-    /// section 5 says it must be.
+    /// An answer with the full remote config, read by the agent as
+    /// docs/protocol.md §5 says it must be.
     fn check_new_config(
         &self,
         seen: &SeenExchange,

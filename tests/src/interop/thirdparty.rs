@@ -157,7 +157,7 @@ impl ThirdPartyClient {
         self == ThirdPartyClient::OtelPython
     }
 
-    /// The first sequence number the client uses (PROTOCOL.md section 8).
+    /// The first sequence number the client uses (docs/protocol.md §8).
     pub fn first_sequence_num(self) -> u64 {
         match self {
             ThirdPartyClient::ElasticNode => 1,
@@ -521,7 +521,7 @@ pub fn run(
 }
 
 /// Checks every exchange (200, exact content type, uid echoed, device
-/// header, sequence numbers as PROTOCOL.md section 8 says) and classifies it.
+/// header, sequence numbers as docs/protocol.md §8 says) and classifies it.
 fn classify(
     client: ThirdPartyClient,
     exchanges: Vec<Exchange>,

@@ -39,7 +39,7 @@ impl Kind {
     }
 
     /// (path under gen/, path under the destination) of every file copied, per
-    /// PROTOCOL.md §9. Python takes the `.pyi` stubs too: protoc 29 builds the
+    /// docs/protocol.md §9. Python takes the `.pyi` stubs too: protoc 29 builds the
     /// message classes at import time, so without stubs a type checker (the
     /// agent runs `ty`) sees no `opamp_pb2.AgentToServer` at all.
     pub fn files(self) -> &'static [(&'static str, &'static str)] {

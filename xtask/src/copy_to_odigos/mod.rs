@@ -1,5 +1,5 @@
 //! `cargo xtask copy-to-odigos`: put the generated Go, Python and JavaScript
-//! code into clones of the Odigos repositories, at the paths PROTOCOL.md §9
+//! code into clones of the Odigos repositories, at the paths docs/protocol.md §9
 //! names, until those repositories consume it some other way.
 //!
 //! One run: identify every destination ([`destination`]), plan every file

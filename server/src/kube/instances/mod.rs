@@ -1,5 +1,5 @@
 //! [`InstanceStore`] on the Kubernetes API: one `InstrumentationInstance` per agent process
-//! (PROTOCOL.md §6).
+//! (docs/protocol.md §6).
 //!
 //! The request path only enqueues ([`KubeStore::apply`], [`KubeStore::delete`] take a
 //! mutex for microseconds); workers write in the background:

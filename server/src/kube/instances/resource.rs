@@ -1,5 +1,5 @@
 //! The `InstrumentationInstance` objects we write, as server-side-apply bodies, and what we
-//! read back from listed ones (PROTOCOL.md §6).
+//! read back from listed ones (docs/protocol.md §6).
 //!
 //! Two applies per resource: the object (labels, owner reference, `spec`) once, and `status`
 //! through the status subresource on every change. Server-side apply sets exactly the fields

@@ -385,7 +385,7 @@ impl Talk<'_> {
             format!("{}: {} got flags {}", self.agent, seen.sent, seen.flags)
         })?;
         ensure(
-            config.sections == ["InstrumentationLibraries", "SDK"],
+            config.sections == ["InstrumentationLibraries", "SDK", "container_config"],
             || format!("{}: config sections {:?}", self.agent, config.sections),
         )?;
         ensure(config.resource_attributes == expected, || {

@@ -403,7 +403,7 @@ pub fn run(
         || format!("{client}: expected the remote config, got {received:?}"),
     )?;
     ensure(
-        received.sections == ["InstrumentationLibraries", "SDK"],
+        received.sections == ["InstrumentationLibraries", "SDK", "container_config"],
         || format!("{client}: received config sections {:?}", received.sections),
     )?;
     ensure(received.resource_attributes == expected_attributes, || {

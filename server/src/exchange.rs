@@ -10,7 +10,7 @@ use crate::config_source::ConfigSource;
 use crate::identity::{Identity, NonUtf8Header};
 use crate::metrics::Metrics;
 use crate::protocol::{
-    self, Admission, Context, Effect, InstanceRecord, Outcome, attributes::uid_display,
+    self, Admission, Claim, Context, Effect, InstanceRecord, Outcome, attributes::uid_display,
     instance::instance_key,
 };
 use crate::registry::{Refused, Registry, Slot};
@@ -76,19 +76,13 @@ impl Exchange {
             if inner.gone {
                 return Err(Box::new(msg));
             }
-            // An agent registered with a device id is that device's: the same uid from
-            // another device (or none) changes nothing.
-            if let Some(bound) = &inner.device_id
-                && !matches!(device_id.get(), Some(Ok(claimed)) if claimed.as_str() == &**bound)
+            let bound = inner.device_id.as_deref();
+            if let Err(refusal) =
+                protocol::check_bound_device(&msg.instance_uid, bound, device_id.get().as_ref())
             {
-                self.metrics.resolution_failure("device_mismatch");
+                self.metrics.resolution_failure(refusal.answer.label());
                 tracing::debug!(uid = %uid_display(&msg.instance_uid), "message refused: instance_uid is bound to another device id");
-                return Ok(Outcome::conflict(
-                    msg.instance_uid,
-                    "instance_uid is registered with another X-Odigos-DeviceId: send the \
-                     device id this agent registered with, or a new instance_uid"
-                        .to_owned(),
-                ));
+                return Ok(refusal);
             }
             let config = self.config.workload_config(&inner.state.workload_key);
             let outcome = protocol::handle_known(msg, &mut inner.state, &config, &ctx);
@@ -149,44 +143,37 @@ impl Exchange {
         outcome
     }
 
-    /// 503 for a new agent when the registry is full: come back after an interval, when
-    /// silent agents may have been dropped.
+    /// 503 for a new agent when the registry is full (the rule: [`protocol::over_capacity`]).
     fn over_capacity(&self, uid: Vec<u8>) -> Outcome {
-        self.metrics.resolution_failure("over_capacity");
-        tracing::warn!(uid = %uid_display(&uid), "new agent refused: the agent cap is reached");
-        let message = "this server serves as many agents as it is allowed (--max-agents); \
-                       retry later"
-            .to_owned();
-        Outcome::unavailable(uid, message, self.heartbeat_interval, "over_capacity")
+        let outcome = protocol::over_capacity(uid, self.heartbeat_interval);
+        self.metrics.resolution_failure(outcome.answer.label());
+        tracing::warn!(uid = %uid_display(&outcome.response.instance_uid), "new agent refused: the agent cap is reached");
+        outcome
     }
 
-    /// 409 when a live agent with another uid holds the same resource (pod, container,
-    /// pid): a second claim must not overwrite or delete it. An agent silent for more than
-    /// one heartbeat interval is taken to be the same process restarted, and is replaced.
+    /// Another agent holding the new one's resource (pod, container, pid): replaced when
+    /// it is the same process restarted, else the new one is refused ([`protocol::claim`]).
     fn claimed_by_another(&self, state: &protocol::AgentState) -> Option<Outcome> {
         let key = instance_key(state);
         let (uid, slot) = self.registry.holder_of(&key, &state.instance_uid)?;
-        let replaced = {
+        let claim = {
             let mut holder = slot.lock();
-            let quiet = holder.last_seen.elapsed() > self.heartbeat_interval;
-            holder.gone |= quiet;
-            quiet
+            let claim = protocol::claim(state, holder.last_seen.elapsed(), self.heartbeat_interval);
+            holder.gone |= matches!(claim, Claim::Replace);
+            claim
         };
-        if replaced {
-            self.registry.remove(&uid, &slot);
-            tracing::info!(old = %uid_display(&uid), new = %uid_display(&state.instance_uid), "agent replaced by a new instance of the same process");
-            return None;
+        match claim {
+            Claim::Replace => {
+                self.registry.remove(&uid, &slot);
+                tracing::info!(old = %uid_display(&uid), new = %uid_display(&state.instance_uid), "agent replaced by a new instance of the same process");
+                None
+            }
+            Claim::Refuse(outcome) => {
+                self.metrics.resolution_failure(outcome.answer.label());
+                tracing::warn!(uid = %uid_display(&state.instance_uid), holder = %uid_display(&uid), "new agent refused: its resource belongs to a live agent");
+                Some(*outcome)
+            }
         }
-        self.metrics.resolution_failure("resource_claimed");
-        tracing::warn!(uid = %uid_display(&state.instance_uid), holder = %uid_display(&uid), "new agent refused: its resource belongs to a live agent");
-        let message = format!(
-            "another live agent reports process {} in {}/{} container {}: one instance_uid \
-             per process",
-            key.pid, key.namespace, key.pod, key.container
-        );
-        let mut outcome = Outcome::conflict(state.instance_uid.clone(), message);
-        outcome.label = "resource_claimed";
-        Some(outcome)
     }
 
     /// Drop agents that went silent and handle their resources.

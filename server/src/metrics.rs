@@ -11,6 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::protocol::Answer;
 use crate::store::BackendStats;
 
 /// `Content-Type` of `/metrics`.
@@ -164,14 +165,15 @@ impl Metrics {
         }
     }
 
-    /// Count one request with its outcome label (e.g. `ack`, `payload_too_large`).
-    pub fn request(&self, outcome: &'static str, elapsed: Duration) {
-        self.requests.get_or_create(&OutcomeLabel { outcome }).inc();
+    /// Count one handled request by its answer, with its handling time.
+    pub fn request(&self, answer: Answer, elapsed: Duration) {
+        self.count(answer);
         self.handling_seconds.observe(elapsed.as_secs_f64());
     }
 
-    /// Count a request refused by routing (404, 405): no handling time to observe.
-    pub fn routing_rejection(&self, outcome: &'static str) {
+    /// Count an answer that had no handling to time (routing and connection refusals).
+    pub fn count(&self, answer: Answer) {
+        let outcome = answer.label();
         self.requests.get_or_create(&OutcomeLabel { outcome }).inc();
     }
 
@@ -212,7 +214,7 @@ mod tests {
     #[test]
     fn renders_every_metric_in_prometheus_text() {
         let metrics = Metrics::new();
-        metrics.request("ack", Duration::from_micros(80));
+        metrics.request(Answer::Ack, Duration::from_micros(80));
         metrics.store_write("apply");
         metrics.resolution_failure("unknown_device");
         let text = metrics.render(3, None);

@@ -123,7 +123,10 @@ impl ServerBuilder {
         let agent_router = transport::router(service);
         // Both agent listeners share one budget; the admin listener has its own, so
         // probes and scrapes still get in when agents use every connection.
-        let agent_limits = limits(&settings);
+        let agent_limits = Limits {
+            counter: Some(Arc::clone(&exchange.metrics)),
+            ..limits(&settings)
+        };
         // Answers go out at once: an agent waits for each one before its next request.
         let agent_listener = agent_listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
@@ -259,6 +262,7 @@ fn limits(settings: &Settings) -> Limits {
         requests: Arc::new(Semaphore::new(settings.max_concurrent_requests)),
         header_read_timeout: settings.header_read_timeout,
         request_timeout: settings.request_timeout,
+        counter: None,
     }
 }
 

@@ -131,6 +131,7 @@ async fn connections_past_the_limit_get_503_and_are_closed() {
     let text = String::from_utf8_lossy(&answer);
     assert!(text.starts_with("HTTP/1.1 503"), "{text}");
     assert!(text.contains("retry-after: 1"), "{text}");
+    client::expect_counted(t.server.admin_addr(), "connection_limit").await;
 
     // The admin listener has its own budget.
     let health = client::get(t.server.admin_addr(), "/healthz").await;

@@ -53,6 +53,7 @@ async fn start() -> TestServer {
 async fn truncated_garbage_and_wrong_wire_types_are_400() {
     let t = start().await;
     hostile::malformed_bodies(t.server.agent_addr()).await;
+    client::expect_counted(t.server.admin_addr(), "undecodable").await;
     normal_agent_is_served(t.server.agent_addr(), 1).await;
 }
 
@@ -74,6 +75,7 @@ async fn a_gzip_bomb_inflating_to_1_gib_is_413() {
 async fn a_64_kib_request_head_is_431() {
     let t = start().await;
     hostile::oversized_head(t.server.agent_addr()).await;
+    client::expect_counted(t.server.admin_addr(), "headers_too_large").await;
     normal_agent_is_served(t.server.agent_addr(), 13).await;
 }
 
@@ -88,6 +90,7 @@ async fn slowloris_headers_are_ended_by_the_header_read_timeout() {
 async fn a_trickled_body_is_408_after_the_request_timeout() {
     let t = start().await;
     hostile::slow_body(t.server.agent_addr(), REQUEST_TIMEOUT).await;
+    client::expect_counted(t.server.admin_addr(), "request_timeout").await;
     normal_agent_is_served(t.server.agent_addr(), 5).await;
 }
 

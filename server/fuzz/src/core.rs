@@ -13,7 +13,7 @@ use odigos_opamp_server::config_source::{
 };
 use odigos_opamp_server::identity::{DeviceTable, NonUtf8Header, StaticTableIdentity};
 use odigos_opamp_server::protocol::{
-    self, Admission, AgentState, Context, Effect, Outcome, ReplyStatus, SERVER_CAPABILITIES,
+    self, Admission, AgentState, Context, Effect, Outcome, SERVER_CAPABILITIES,
     instance, remote_config,
 };
 use prost::Message;
@@ -128,7 +128,7 @@ impl World {
         };
         check_reply(&outcome, &uid);
         if uid.is_empty() || uid.len() > protocol::MAX_UID_LEN {
-            assert_ne!(outcome.status, ReplyStatus::Ok, "invalid uid accepted");
+            assert!(!outcome.answer.is_ok(), "invalid uid accepted");
             assert!(!self.agents.contains_key(&uid), "state for an invalid uid");
         }
         let full = outcome.response.flags & ServerToAgentFlags::ReportFullState as u64 != 0;
@@ -154,9 +154,8 @@ impl World {
         let state = self.agents.get_mut(&uid).expect("known agent");
         let outcome = protocol::handle_known(msg, state, &config, ctx);
 
-        assert_eq!(
-            outcome.status,
-            ReplyStatus::Ok,
+        assert!(
+            outcome.answer.is_ok(),
             "a known agent is always answered 200"
         );
         assert_eq!(state.last_sequence_num, seq);
@@ -242,7 +241,7 @@ impl World {
             Ok(identity) => identity,
             Err(error) => {
                 let outcome = Outcome::identity_failure(msg.instance_uid, &error);
-                assert_ne!(outcome.status, ReplyStatus::Ok);
+                assert!(!outcome.answer.is_ok());
                 return outcome;
             }
         };
@@ -257,7 +256,7 @@ impl World {
         let uid = msg.instance_uid.clone();
         let (outcome, state) = protocol::handle_new(msg, identity, &config, ctx);
         let state = state.expect("admitted messages carry pid and language");
-        assert_eq!(outcome.status, ReplyStatus::Ok);
+        assert!(outcome.answer.is_ok());
         let sent = outcome
             .response
             .remote_config
@@ -342,7 +341,7 @@ fn check_reply(outcome: &Outcome, uid: &[u8]) {
     assert_eq!(response.capabilities, SERVER_CAPABILITIES);
     assert_eq!(
         response.error_response.is_some(),
-        outcome.status != ReplyStatus::Ok,
+        !outcome.answer.is_ok(),
         "error_response exactly on errors: {outcome:?}"
     );
     let bytes = response.encode_to_vec();

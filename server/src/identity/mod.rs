@@ -79,6 +79,15 @@ pub enum IdentityError {
 }
 
 impl IdentityError {
+    /// Every [`Self::kind`], as `identity_resolution_failures_total{reason}` counts them.
+    pub const KINDS: [&'static str; 5] = [
+        "missing",
+        "malformed",
+        "unknown_device",
+        "unverified",
+        "unavailable",
+    ];
+
     /// A short stable label for metrics.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -49,25 +49,33 @@ impl InstanceKey {
             digest.update((part.len() as u64).to_be_bytes());
             digest.update(part);
         }
-        let suffix = hex::encode(&digest.finalize()[..8]);
-        let prefix: String = plain
-            .to_ascii_lowercase()
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .take(MAX_NAME_LEN - suffix.len() - 1)
-            .collect();
-        let prefix = prefix.trim_matches('-');
-        if prefix.is_empty() {
-            suffix
-        } else {
-            format!("{prefix}-{suffix}")
-        }
+        let allowed = |c: char| c.is_ascii_alphanumeric() || c == '-';
+        with_hash(
+            &plain.to_ascii_lowercase(),
+            &digest.finalize()[..8],
+            MAX_NAME_LEN,
+            allowed,
+        )
+    }
+}
+
+/// The fallback of every name the server derives from agent input (resource names, label
+/// values) when the input is not valid as it is: `text` with each character `allowed`
+/// refuses made a `-`, cut to leave room for `-<hash>`, its ends trimmed to alphanumerics,
+/// then `-` and the hash in hex (the hash alone when nothing is left). The hash is of the
+/// exact input, so different inputs never share a name.
+pub fn with_hash(text: &str, hash: &[u8], max_len: usize, allowed: impl Fn(char) -> bool) -> String {
+    let suffix = hex::encode(hash);
+    let cleaned: String = text
+        .chars()
+        .map(|c| if allowed(c) { c } else { '-' })
+        .take(max_len.saturating_sub(suffix.len() + 1))
+        .collect();
+    let cleaned = cleaned.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    if cleaned.is_empty() {
+        suffix
+    } else {
+        format!("{cleaned}-{suffix}")
     }
 }
 

@@ -24,13 +24,13 @@ use std::time::{Duration, SystemTime};
 
 use odigos_opamp_proto::opamp::proto::{
     AgentCapabilities, AgentToServer, ConnectionSettingsOffers, OpAmpConnectionSettings,
-    RemoteConfigStatuses, ServerToAgent, ServerToAgentFlags,
+    RemoteConfigStatuses, ServerErrorResponseType, ServerToAgent, ServerToAgentFlags,
 };
 use prost::Message as _;
 use sha2::{Digest, Sha256};
 
 pub use instance::{InstanceKey, InstanceRecord};
-pub use outcome::{Effect, Outcome, ReplyStatus, SERVER_CAPABILITIES, ack};
+pub use outcome::{Answer, Effect, Outcome, SERVER_CAPABILITIES, ack};
 pub use state::{AgentState, Changes, OfferedConfig};
 
 use crate::config_source::{WorkloadConfig, WorkloadKey};
@@ -100,7 +100,7 @@ pub fn admit(msg: &AgentToServer, known: bool) -> Admission {
     }
     if msg.agent_disconnect.is_some() {
         // Nothing to forget: acknowledge so the agent can exit.
-        return respond(Outcome::ok(ack(uid.clone()), "disconnect_unknown"));
+        return respond(Outcome::ok(ack(uid.clone()), Answer::DisconnectUnknown));
     }
     let Some(description) = &msg.agent_description else {
         // E.g. the server restarted: ask the agent to send everything again.
@@ -109,7 +109,7 @@ pub fn admit(msg: &AgentToServer, known: bool) -> Admission {
             flags,
             ..ack(uid.clone())
         };
-        return respond(Outcome::ok(response, "report_full_state"));
+        return respond(Outcome::ok(response, Answer::ReportFullState));
     };
     let attrs = &description.identifying_attributes;
     if attributes::pid(attrs).is_none() {
@@ -148,8 +148,77 @@ pub fn undecodable(error: &str) -> Outcome {
         Vec::new(),
         format!("body is not a valid AgentToServer message: {error}"),
     );
-    outcome.label = "undecodable";
+    outcome.answer = Answer::Undecodable;
     outcome
+}
+
+/// docs/protocol.md §3: an agent registered with a device id is that device's. A message
+/// for its uid with another device id, or none, is refused (409) and changes nothing.
+pub fn check_bound_device(
+    uid: &[u8],
+    bound: Option<&str>,
+    presented: Option<&Result<String, NonUtf8Header>>,
+) -> Result<(), Outcome> {
+    let Some(bound) = bound else { return Ok(()) };
+    if matches!(presented, Some(Ok(claimed)) if claimed.as_str() == bound) {
+        return Ok(());
+    }
+    Err(Outcome::refusal(
+        Answer::DeviceMismatch,
+        uid.to_vec(),
+        ServerErrorResponseType::BadRequest,
+        "instance_uid is registered with another X-Odigos-DeviceId: send the device id this \
+         agent registered with, or a new instance_uid",
+        None,
+    ))
+}
+
+/// docs/protocol.md §2: a new agent past the agent cap is told to come back after an
+/// interval, when silent agents may have been dropped.
+pub fn over_capacity(uid: Vec<u8>, heartbeat_interval: Duration) -> Outcome {
+    Outcome::refusal(
+        Answer::OverCapacity,
+        uid,
+        ServerErrorResponseType::Unavailable,
+        "this server serves as many agents as it is allowed (--max-agents); retry later",
+        Some(heartbeat_interval),
+    )
+}
+
+/// What to do with a new agent whose resource (pod, container, pid) a known agent holds.
+#[derive(Debug)]
+pub enum Claim {
+    /// The holder is the same process, restarted: forget it, serve the new one.
+    Replace,
+    /// The holder is live: refuse the new one, so it cannot overwrite or delete the
+    /// holder's resource.
+    Refuse(Box<Outcome>),
+}
+
+/// docs/protocol.md §3, one uid per process: a holder that sent nothing for more than one
+/// heartbeat interval is taken to be the same process restarted; a livelier one keeps its
+/// resource, and the claimant gets 409.
+pub fn claim(
+    claimant: &AgentState,
+    holder_quiet_for: Duration,
+    heartbeat_interval: Duration,
+) -> Claim {
+    if holder_quiet_for > heartbeat_interval {
+        return Claim::Replace;
+    }
+    let key = instance::instance_key(claimant);
+    let message = format!(
+        "another live agent reports process {} in {}/{} container {}: one instance_uid per \
+         process",
+        key.pid, key.namespace, key.pod, key.container
+    );
+    Claim::Refuse(Box::new(Outcome::refusal(
+        Answer::ResourceClaimed,
+        claimant.instance_uid.clone(),
+        ServerErrorResponseType::BadRequest,
+        message,
+        None,
+    )))
 }
 
 /// First message of a new agent whose identity was resolved: create its state and send the
@@ -210,7 +279,7 @@ pub fn handle_new(
     }
     let outcome = Outcome {
         effects: vec![write_instance(&state, ctx.now)],
-        ..Outcome::ok(response, "new_agent")
+        ..Outcome::ok(response, Answer::NewAgent)
     };
     (outcome, Some(state))
 }
@@ -240,7 +309,7 @@ pub fn handle_known(
         return Outcome {
             effects,
             forget: true,
-            ..Outcome::ok(response, "disconnect")
+            ..Outcome::ok(response, Answer::Disconnect)
         };
     }
 
@@ -251,7 +320,11 @@ pub fn handle_known(
         state.offered = OfferedConfig::new(config.clone(), &fresh);
         built = Some(fresh);
     }
-    let mut label = if gap { "report_full_state" } else { "ack" };
+    let mut answer = if gap {
+        Answer::ReportFullState
+    } else {
+        Answer::Ack
+    };
     if should_send_config(state) {
         // The same inputs build the same bytes and hash as when the hash was taken.
         let remote_config = built.unwrap_or_else(|| {
@@ -259,10 +332,10 @@ pub fn handle_known(
         });
         response.remote_config = Some(remote_config);
         state.last_sent_hash = Some(state.offered.hash.clone());
-        label = "remote_config";
+        answer = Answer::RemoteConfig;
     }
 
-    let mut outcome = Outcome::ok(response, label);
+    let mut outcome = Outcome::ok(response, answer);
     if changes.any() {
         outcome.effects.push(write_instance(state, ctx.now));
     }

@@ -3,18 +3,15 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
-use super::{FlushFuture, InstanceStore};
+use super::{FlushFuture, InstanceStore, PodCap};
 use crate::protocol::{InstanceKey, InstanceRecord};
-
-/// At most this many records per pod: a crash-looping process gets a new pid each time and
-/// must not grow the store without bound. The least recently written record goes first.
-pub const MAX_INSTANCES_PER_POD: usize = 16;
 
 #[derive(Debug, Default)]
 struct Inner {
     /// Boxed: a B-tree node holds 11 entries, mostly empty, and a record is ~350 bytes.
-    records: BTreeMap<InstanceKey, (u64, Box<InstanceRecord>)>,
-    writes: u64,
+    records: BTreeMap<InstanceKey, Box<InstanceRecord>>,
+    /// The cap per pod (docs/protocol.md §6).
+    pods: PodCap<InstanceKey>,
 }
 
 /// Records kept in memory; writes are immediate.
@@ -34,41 +31,25 @@ impl MemoryStore {
         inner
             .records
             .get(key)
-            .map(|(_, r)| InstanceRecord::clone(r))
+            .map(|r| InstanceRecord::clone(r))
     }
 }
 
 impl InstanceStore for MemoryStore {
     fn apply(&self, record: InstanceRecord) {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.writes += 1;
-        let stamp = inner.writes;
         let key = record.key.clone();
-        inner.records.insert(key.clone(), (stamp, Box::new(record)));
-
-        // Keys sort by (namespace, pod, ...), so one pod's records are one range.
-        let same_pod = |k: &InstanceKey| k.namespace == key.namespace && k.pod == key.pod;
-        let pod_start = InstanceKey {
-            container: String::new(),
-            pid: i64::MIN,
-            ..key.clone()
-        };
-        let pod_records: Vec<(u64, InstanceKey)> = inner
-            .records
-            .range(pod_start..)
-            .take_while(|(k, _)| same_pod(k))
-            .map(|(k, (stamp, _))| (*stamp, k.clone()))
-            .collect();
-        if pod_records.len() > MAX_INSTANCES_PER_POD
-            && let Some((_, oldest)) = pod_records.into_iter().min()
-        {
-            inner.records.remove(&oldest);
+        inner.records.insert(key.clone(), Box::new(record));
+        let (namespace, pod) = (key.namespace.clone(), key.pod.clone());
+        if let Some(evicted) = inner.pods.written(&namespace, &pod, key) {
+            inner.records.remove(&evicted);
         }
     }
 
     fn delete(&self, key: &InstanceKey) {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         inner.records.remove(key);
+        inner.pods.removed(&key.namespace, Some(&key.pod), key);
     }
 
     fn flush(&self) -> FlushFuture<'_> {
@@ -80,7 +61,7 @@ impl InstanceStore for MemoryStore {
         inner
             .records
             .values()
-            .map(|(_, r)| InstanceRecord::clone(r))
+            .map(|r| InstanceRecord::clone(r))
             .collect()
     }
 }

@@ -6,8 +6,10 @@
 //! with backoff. [`InstanceStore::flush`] is awaited once, at shutdown.
 
 mod memory;
+mod pod_cap;
 
-pub use memory::{MAX_INSTANCES_PER_POD, MemoryStore};
+pub use memory::MemoryStore;
+pub use pod_cap::{MAX_INSTANCES_PER_POD, PodCap};
 
 use std::future::Future;
 use std::pin::Pin;

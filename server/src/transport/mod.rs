@@ -19,7 +19,7 @@ use prost::Message;
 
 use crate::exchange::Exchange;
 use crate::identity::{DEVICE_ID_HEADER, NonUtf8Header};
-use crate::protocol::{self, Outcome, ReplyStatus};
+use crate::protocol::{self, Answer, Outcome};
 use body::BodyError;
 use negotiation::PROTOBUF;
 
@@ -46,55 +46,40 @@ pub fn router(service: Arc<AgentService>) -> Router {
 async fn opamp(State(service): State<Arc<AgentService>>, request: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let (label, response) = service.answer(&parts.headers, body).await;
-    service.exchange.metrics.request(label, started.elapsed());
+    let (answer, response) = service.answer(&parts.headers, body).await;
+    service.exchange.metrics.request(answer, started.elapsed());
     response
 }
 
 impl AgentService {
-    async fn answer(&self, headers: &HeaderMap, body: Body) -> (&'static str, Response) {
+    async fn answer(&self, headers: &HeaderMap, body: Body) -> (Answer, Response) {
         if !negotiation::is_protobuf(headers) {
             let text = format!("unsupported Content-Type: expected {PROTOBUF}");
-            return (
-                "unsupported_media_type",
-                text_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, text),
-            );
+            return text_answer(Answer::UnsupportedMediaType, text);
         }
         let bytes = match body::read(headers, body, self.max_body_bytes).await {
             Ok(bytes) => bytes,
             Err(error @ BodyError::TooLarge { .. }) => {
-                return (
-                    "payload_too_large",
-                    text_response(StatusCode::PAYLOAD_TOO_LARGE, error.to_string()),
-                );
+                return text_answer(Answer::PayloadTooLarge, error.to_string());
             }
             Err(error @ BodyError::UnsupportedEncoding(_)) => {
-                return (
-                    "unsupported_media_type",
-                    text_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, error.to_string()),
-                );
+                return text_answer(Answer::UnsupportedMediaType, error.to_string());
             }
             Err(error @ (BodyError::BadGzip(_) | BodyError::Read(_))) => {
                 let outcome = protocol::undecodable(&error.to_string());
-                return (outcome.label, self.encode(outcome, headers));
+                return (outcome.answer, self.encode(outcome, headers));
             }
         };
         let outcome = match AgentToServer::decode(bytes) {
             Ok(msg) => self.exchange.handle(msg, || device_id(headers)).await,
             Err(error) => protocol::undecodable(&error.to_string()),
         };
-        (outcome.label, self.encode(outcome, headers))
+        (outcome.answer, self.encode(outcome, headers))
     }
 
     /// Encode once; gzip when the client allows it and the body is worth compressing.
     fn encode(&self, outcome: Outcome, request_headers: &HeaderMap) -> Response {
-        let status = match outcome.status {
-            ReplyStatus::Ok => StatusCode::OK,
-            ReplyStatus::BadRequest => StatusCode::BAD_REQUEST,
-            ReplyStatus::Unauthorized => StatusCode::UNAUTHORIZED,
-            ReplyStatus::Conflict => StatusCode::CONFLICT,
-            ReplyStatus::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        };
+        let status = status_of(outcome.answer);
         if let Some(error) = &outcome.response.error_response {
             tracing::debug!(%status, message = %error.error_message, "rejected agent request");
         }
@@ -109,8 +94,8 @@ impl AgentService {
         *response.status_mut() = status;
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROTOBUF));
-        if let ReplyStatus::Unavailable { retry_after_secs } = outcome.status {
-            headers.insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        if let Some(seconds) = outcome.retry_after_secs {
+            headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
         if gzipped {
             headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
@@ -129,12 +114,9 @@ fn device_id(headers: &HeaderMap) -> Option<Result<String, NonUtf8Header>> {
 }
 
 async fn method_not_allowed(State(service): State<Arc<AgentService>>) -> Response {
-    service
-        .exchange
-        .metrics
-        .routing_rejection("method_not_allowed");
-    let mut response = text_response(
-        StatusCode::METHOD_NOT_ALLOWED,
+    service.exchange.metrics.count(Answer::MethodNotAllowed);
+    let (_, mut response) = text_answer(
+        Answer::MethodNotAllowed,
         format!("method not allowed: use POST {OPAMP_PATH}"),
     );
     response
@@ -144,11 +126,22 @@ async fn method_not_allowed(State(service): State<Arc<AgentService>>) -> Respons
 }
 
 async fn not_found(State(service): State<Arc<AgentService>>) -> Response {
-    service.exchange.metrics.routing_rejection("not_found");
-    text_response(
-        StatusCode::NOT_FOUND,
+    service.exchange.metrics.count(Answer::NotFound);
+    text_answer(
+        Answer::NotFound,
         format!("not found: this listener serves only POST {OPAMP_PATH}"),
     )
+    .1
+}
+
+/// The HTTP status of an answer.
+pub fn status_of(answer: Answer) -> StatusCode {
+    StatusCode::from_u16(answer.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// A plain-text refusal of the transport, with its answer.
+fn text_answer(answer: Answer, text: String) -> (Answer, Response) {
+    (answer, text_response(status_of(answer), text))
 }
 
 /// A plain-text error response.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::header::CONNECTION;
-use axum::http::{HeaderValue, Request, StatusCode};
+use axum::http::{HeaderValue, Request};
 use axum::response::Response;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -23,9 +23,11 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{Semaphore, watch};
 
 use super::text_response;
+use crate::metrics::Metrics;
+use crate::protocol::Answer;
 
 /// The bounds of one listener (or of several sharing `connections`).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Limits {
     /// Open connections allowed; the ones past it get 503 and are closed.
     pub connections: Arc<Semaphore>,
@@ -36,6 +38,17 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// Time to receive the body and answer, once the headers are in.
     pub request_timeout: Duration,
+    /// Where the refusals of this layer are counted (the agent listeners'; the admin
+    /// listener's are not agent answers).
+    pub counter: Option<Arc<Metrics>>,
+}
+
+impl Limits {
+    fn count(&self, answer: Answer) {
+        if let Some(metrics) = &self.counter {
+            metrics.count(answer);
+        }
+    }
 }
 
 /// Largest request head (request line and headers) buffered per connection; hyper's
@@ -72,6 +85,7 @@ where
             _ = stop.wait_for(|stopped| *stopped) => break,
         };
         let Ok(permit) = Arc::clone(&limits.connections).try_acquire_owned() else {
+            limits.count(Answer::ConnectionLimit);
             if let Ok(refusal) = Arc::clone(&refusals).try_acquire_owned() {
                 tokio::spawn(async move {
                     refuse(io).await;
@@ -82,9 +96,17 @@ where
         };
         let connection = builder.serve_connection(TokioIo::new(io), bounded(&router, &limits));
         let connection = graceful.watch(connection);
+        let limits = limits.clone();
         tokio::spawn(async move {
-            // Errors here are the client's (reset, timeout, bad HTTP): nothing to report.
-            let _ = connection.await;
+            // Errors here are the client's (reset, timeout, bad HTTP): nothing to report,
+            // but hyper's own answers to a bad request head are answers, and counted.
+            if let Err(error) = connection.await {
+                if error.is_parse_too_large() {
+                    limits.count(Answer::HeadersTooLarge);
+                } else if error.is_parse() {
+                    limits.count(Answer::MalformedHttp);
+                }
+            }
             drop(permit);
         });
     }
@@ -108,9 +130,11 @@ fn bounded(
     let inner = TowerToHyperService::new(router.clone());
     let requests = Arc::clone(&limits.requests);
     let timeout = limits.request_timeout;
+    let limits = limits.clone();
     service_fn(move |request: Request<Incoming>| {
         let answer = hyper::service::Service::call(&inner, request);
         let requests = Arc::clone(&requests);
+        let limits = limits.clone();
         async move {
             let work = async {
                 // Never closed, so the permit always comes.
@@ -120,7 +144,10 @@ fn bounded(
             match tokio::time::timeout(timeout, work).await {
                 Ok(Ok(response)) => Ok(response),
                 Ok(Err(never)) => match never {},
-                Err(_) => Ok(timed_out(timeout)),
+                Err(_) => {
+                    limits.count(Answer::RequestTimeout);
+                    Ok(timed_out(timeout))
+                }
             }
         }
     })
@@ -128,7 +155,7 @@ fn bounded(
 
 fn timed_out(timeout: Duration) -> Response {
     let mut response = text_response(
-        StatusCode::REQUEST_TIMEOUT,
+        super::status_of(Answer::RequestTimeout),
         format!("request not received and answered within {timeout:?}"),
     );
     response

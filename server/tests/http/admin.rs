@@ -134,3 +134,44 @@ async fn shutdown_finishes_in_flight_requests_then_stops_accepting() {
         "listener closed"
     );
 }
+
+/// The README's tables of answers and of resolution failures are the code's.
+#[test]
+fn the_readme_lists_every_answer_and_every_failure_reason() {
+    use odigos_opamp_server::identity::IdentityError;
+    use odigos_opamp_server::protocol::Answer;
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    // Rows of the answers table: | `label` | status | when |
+    let rows: Vec<(String, u16)> = readme
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let label = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            let status = cells.get(2)?.parse().ok()?;
+            Some((label.to_owned(), status))
+        })
+        .collect();
+    let code: Vec<(String, u16)> = Answer::ALL
+        .iter()
+        .map(|a| (a.label().to_owned(), a.status_code()))
+        .collect();
+    assert_eq!(rows, code, "README.md's answers table differs from protocol::Answer");
+
+    let failures = readme
+        .lines()
+        .find(|line| line.starts_with("| `identity_resolution_failures_total{reason}`"))
+        .expect("the identity_resolution_failures_total row");
+    let mut listed: Vec<&str> = failures
+        .split('`')
+        .skip(3)
+        .step_by(2)
+        .collect();
+    let mut reasons: Vec<&str> = IdentityError::KINDS.to_vec();
+    reasons.extend(
+        [Answer::OverCapacity, Answer::ResourceClaimed, Answer::DeviceMismatch].map(Answer::label),
+    );
+    listed.sort_unstable();
+    reasons.sort_unstable();
+    assert_eq!(listed, reasons, "README.md's failure reasons differ from the code's");
+}

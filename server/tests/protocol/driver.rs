@@ -119,8 +119,9 @@ impl Driver {
 pub fn render(request: Value, outcome: &Outcome, state: Option<&AgentState>) -> Value {
     json!({
         "request": request,
-        "status": outcome.status,
-        "label": outcome.label,
+        "answer": outcome.answer,
+        "httpStatus": outcome.answer.status_code(),
+        "retryAfterSecs": outcome.retry_after_secs,
         "response": readable(serde_json::to_value(&outcome.response).expect("response as JSON")),
         "effects": serde_json::to_value(&outcome.effects).expect("effects as JSON"),
         "forget": outcome.forget,

@@ -5,7 +5,7 @@ use std::time::Duration;
 use insta::assert_json_snapshot;
 use odigos_opamp_proto::opamp::proto::ServerErrorResponseType;
 use odigos_opamp_server::identity::IdentityError;
-use odigos_opamp_server::protocol::{self, ReplyStatus};
+use odigos_opamp_server::protocol::{self, Answer};
 use serde_json::json;
 
 use crate::driver::{Driver, Resolver, render};
@@ -18,7 +18,7 @@ fn error_type(outcome: &protocol::Outcome) -> Option<i32> {
 #[test]
 fn undecodable_body() {
     let outcome = protocol::undecodable("failed to decode Protobuf message: invalid wire type");
-    assert_eq!(outcome.status, ReplyStatus::BadRequest);
+    assert_eq!(outcome.answer, Answer::Undecodable);
     assert_eq!(
         error_type(&outcome),
         Some(ServerErrorResponseType::BadRequest as i32)
@@ -33,7 +33,7 @@ fn undecodable_body() {
 fn empty_instance_uid() {
     let mut agent = Driver::new();
     let step = agent.send(first_message(b"", 0));
-    assert_eq!(step["status"], "badRequest");
+    assert_eq!(step["httpStatus"], 400);
     assert!(agent.state.is_none());
     assert_json_snapshot!("empty_uid", step);
 }
@@ -42,10 +42,10 @@ fn empty_instance_uid() {
 fn uid_longer_than_64_bytes_is_rejected_and_64_is_accepted() {
     let mut agent = Driver::new();
     let step = agent.send(heartbeat(&[7u8; 65], 0));
-    assert_eq!(step["status"], "badRequest");
+    assert_eq!(step["httpStatus"], 400);
     assert_json_snapshot!("uid_65_bytes", step);
     let fits = agent.outcome(first_message(&[b'u'; 64], 0));
-    assert_eq!(fits.status, ReplyStatus::Ok);
+    assert_eq!(fits.answer, Answer::NewAgent);
     assert!(agent.state.is_some());
 }
 
@@ -58,8 +58,8 @@ fn transient_identity_failure_is_503_with_retry_info() {
     });
     let step = agent.send(first_message(PY_UID, 0));
     assert_eq!(
-        step["status"],
-        json!({"unavailable": {"retryAfterSecs": 3}})
+        (&step["answer"], &step["httpStatus"], &step["retryAfterSecs"]),
+        (&json!("unavailable"), &json!(503), &json!(3))
     );
     assert!(agent.state.is_none());
     assert_json_snapshot!("identity_unavailable", step);
@@ -75,7 +75,7 @@ fn missing_identity_is_401() {
         .identifying_attributes
         .retain(|kv| !kv.key.starts_with("k8s."));
     let step = agent.send(msg);
-    assert_eq!(step["status"], "unauthorized");
+    assert_eq!((&step["answer"], &step["httpStatus"]), (&json!("unauthorized"), &json!(401)));
     assert!(agent.state.is_none());
     assert_json_snapshot!("identity_missing", step);
 }
@@ -85,7 +85,7 @@ fn malformed_device_id_is_400() {
     let mut agent = Driver::new();
     agent.device_id = Some("not a device id!".into());
     let step = agent.send(first_message(PY_UID, 0));
-    assert_eq!(step["status"], "badRequest");
+    assert_eq!(step["httpStatus"], 400);
     assert_json_snapshot!("identity_malformed_device_id", step);
 }
 
@@ -94,7 +94,7 @@ fn unknown_device_id_is_401() {
     let mut agent = Driver::new();
     agent.device_id = Some(DEVICE_ID.replace('8', "9"));
     let step = agent.send(first_message(PY_UID, 0));
-    assert_eq!(step["status"], "unauthorized");
+    assert_eq!((&step["answer"], &step["httpStatus"]), (&json!("unauthorized"), &json!(401)));
     assert!(agent.state.is_none());
     assert_json_snapshot!("identity_unknown_device", step);
 }
@@ -111,7 +111,7 @@ fn self_reported_identity_not_in_the_table_is_401() {
     attrs.retain(|kv| kv.key != "k8s.pod.name");
     attrs.push(string("k8s.pod.name", "intruder"));
     let step = agent.send(msg);
-    assert_eq!(step["status"], "unauthorized");
+    assert_eq!((&step["answer"], &step["httpStatus"]), (&json!("unauthorized"), &json!(401)));
     assert_json_snapshot!("identity_unverified", step);
 }
 

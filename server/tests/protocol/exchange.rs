@@ -2,7 +2,7 @@
 
 use insta::assert_json_snapshot;
 use odigos_opamp_proto::opamp::proto::{AgentCapabilities, ServerToAgentFlags};
-use odigos_opamp_server::protocol::{Effect, ReplyStatus, SERVER_CAPABILITIES};
+use odigos_opamp_server::protocol::{Answer, Effect, SERVER_CAPABILITIES};
 
 use crate::driver::Driver;
 use crate::messages::{BIN_UID, DEVICE_ID, PY_UID, first_message, heartbeat};
@@ -81,7 +81,7 @@ fn heartbeats_get_plain_acknowledgements() {
     let mut agent = Driver::new();
     agent.send(first_message(PY_UID, 0));
     let outcome = agent.outcome(heartbeat(PY_UID, 1));
-    assert_eq!(outcome.status, ReplyStatus::Ok);
+    assert_eq!(outcome.answer, Answer::Ack);
     assert_eq!(outcome.response.instance_uid, PY_UID);
     assert_eq!(outcome.response.capabilities, SERVER_CAPABILITIES);
     assert_eq!(outcome.response.flags, 0);

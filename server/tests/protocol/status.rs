@@ -2,7 +2,7 @@
 
 use insta::assert_json_snapshot;
 use odigos_opamp_proto::opamp::proto::ComponentHealth;
-use odigos_opamp_server::protocol::{self, Effect};
+use odigos_opamp_server::protocol::{self, Answer, Effect};
 
 use crate::driver::Driver;
 use crate::messages::{PY_UID, disconnect, first_message, health, heartbeat, string};
@@ -102,7 +102,7 @@ fn disconnect_with_healthy_or_absent_health_deletes_and_forgets() {
     assert_json_snapshot!("disconnect_healthy", step);
     // After forgetting, the uid is unknown again.
     let again = agent.outcome(heartbeat(PY_UID, 3));
-    assert_eq!(again.label, "report_full_state");
+    assert_eq!(again.answer, Answer::ReportFullState);
 
     // An agent that never reported health: deleted too.
     let mut silent = first_message(PY_UID, 0);
@@ -138,7 +138,7 @@ fn disconnect_with_unhealthy_health_keeps_the_resource_with_that_health() {
 fn disconnect_from_an_unknown_agent_is_acknowledged() {
     let mut agent = Driver::new();
     let outcome = agent.outcome(disconnect(PY_UID, 9, None));
-    assert_eq!(outcome.label, "disconnect_unknown");
+    assert_eq!(outcome.answer, Answer::DisconnectUnknown);
     assert!(outcome.effects.is_empty());
     assert_eq!(outcome.response.instance_uid, PY_UID);
 }

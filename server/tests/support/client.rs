@@ -161,3 +161,26 @@ pub async fn get(addr: SocketAddr, path: &str) -> Reply {
         .expect("valid request");
     connection.send(request).await
 }
+
+/// How many answers of this `outcome` label `/metrics` has counted.
+pub async fn answers_counted(admin: SocketAddr, outcome: &str) -> u64 {
+    let metrics = get(admin, "/metrics").await.text();
+    let prefix = format!("odigos_opamp_requests_total{{outcome=\"{outcome}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Wait (at most 5 s) until `/metrics` has counted at least one answer labelled `outcome`:
+/// refusals of a connection are counted when the connection ends.
+pub async fn expect_counted(admin: SocketAddr, outcome: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while answers_counted(admin, outcome).await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/metrics never counted outcome {outcome:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -1,46 +1,32 @@
 //! The store's bookkeeping on the request path: the latest record per resource (for
-//! `GET /agents`), the resources of each pod (for the cap of 16), and which resources agents
-//! have touched since start (the start-up resync leaves those alone).
+//! `GET /agents`), the resources of each pod (for the per-pod cap, [`PodCap`]), and which
+//! resources agents have touched since start (the start-up resync leaves those alone).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use super::resource::ResourceRef;
 use crate::protocol::InstanceRecord;
-use crate::store::MAX_INSTANCES_PER_POD;
-
-type PodKey = (String, String);
+use crate::store::PodCap;
 
 #[derive(Debug, Default)]
 pub struct Book {
     /// Boxed: B-tree nodes hold 11 entries, mostly empty, and a record is ~350 bytes.
     records: BTreeMap<ResourceRef, Box<InstanceRecord>>,
-    /// Per (namespace, pod): its resources with the stamp of their last apply.
-    pods: HashMap<PodKey, Vec<(u64, ResourceRef)>>,
-    stamp: u64,
+    pods: PodCap<ResourceRef>,
     claimed: HashSet<ResourceRef>,
 }
 
 impl Book {
     /// An agent's record was applied. Returns the pod's least recently applied resource
-    /// when the pod now has more than [`MAX_INSTANCES_PER_POD`]: the caller deletes it.
+    /// when the pod is now over the cap: the caller deletes it.
     pub fn applied(&mut self, record: &InstanceRecord) -> Option<ResourceRef> {
         let resource = ResourceRef::of(record);
         self.claimed.insert(resource.clone());
         self.records
             .insert(resource.clone(), Box::new(record.clone()));
-        self.stamp += 1;
-        let stamp = self.stamp;
-        let pod_key = (record.key.namespace.clone(), record.key.pod.clone());
-        let entries = self.pods.entry(pod_key).or_default();
-        match entries.iter_mut().find(|(_, r)| *r == resource) {
-            Some(entry) => entry.0 = stamp,
-            None => entries.push((stamp, resource)),
-        }
-        if entries.len() <= MAX_INSTANCES_PER_POD {
-            return None;
-        }
-        let (oldest, _) = entries.iter().enumerate().min_by_key(|(_, (s, _))| *s)?;
-        let (_, evicted) = entries.swap_remove(oldest);
+        let evicted = self
+            .pods
+            .written(&record.key.namespace, &record.key.pod, resource)?;
         self.records.remove(&evicted);
         Some(evicted)
     }
@@ -51,24 +37,7 @@ impl Book {
             self.claimed.insert(resource.clone());
         }
         self.records.remove(resource);
-        let remove_from = |entries: &mut Vec<(u64, ResourceRef)>| {
-            entries.retain(|(_, r)| r != resource);
-        };
-        match pod {
-            Some(pod) => {
-                let key = (resource.namespace.clone(), pod.to_owned());
-                if let Some(entries) = self.pods.get_mut(&key) {
-                    remove_from(entries);
-                    if entries.is_empty() {
-                        self.pods.remove(&key);
-                    }
-                }
-            }
-            None => {
-                self.pods.values_mut().for_each(remove_from);
-                self.pods.retain(|_, entries| !entries.is_empty());
-            }
-        }
+        self.pods.removed(&resource.namespace, pod, resource);
     }
 
     /// A resource found at start-up: counted for its pod's cap as the oldest, unless an
@@ -78,13 +47,8 @@ impl Book {
             return;
         }
         if let Some(pod) = pod {
-            let entries = self
-                .pods
-                .entry((resource.namespace.clone(), pod.to_owned()))
-                .or_default();
-            if !entries.iter().any(|(_, r)| r == resource) {
-                entries.push((0, resource.clone()));
-            }
+            self.pods
+                .existing(&resource.namespace, pod, resource.clone());
         }
     }
 
@@ -92,19 +56,10 @@ impl Book {
     /// garbage-collected with them), returning them. Keeps the book from growing with the
     /// resources deliberately kept (unhealthy disconnects, lost connections) of pods long gone.
     pub fn prune(&mut self, pod_exists: impl Fn(&str, &str) -> bool) -> Vec<ResourceRef> {
-        let gone: Vec<PodKey> = self
-            .pods
-            .keys()
-            .filter(|(namespace, pod)| !pod_exists(namespace, pod))
-            .cloned()
-            .collect();
-        let mut forgotten = Vec::new();
-        for key in gone {
-            for (_, resource) in self.pods.remove(&key).unwrap_or_default() {
-                self.records.remove(&resource);
-                self.claimed.remove(&resource);
-                forgotten.push(resource);
-            }
+        let forgotten = self.pods.retain_pods(pod_exists);
+        for resource in &forgotten {
+            self.records.remove(resource);
+            self.claimed.remove(resource);
         }
         forgotten
     }

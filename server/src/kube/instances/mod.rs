@@ -8,7 +8,7 @@
 //! - `writer`: server-side apply of the object once and of `status` on every change,
 //!   nothing when the status equals what was last written; when the API server is down all
 //!   writers pause with a shared backoff, a refused write is retried alone, later and later;
-//! - `book`: the cap of 16 resources per pod, and the records for `GET /agents`;
+//! - `book`: the per-pod cap ([`crate::store::PodCap`]), and the records for `GET /agents`;
 //! - `resync`: at start-up this node's resources (label `odigos.io/node`) are listed, and
 //!   after a grace period (the stale period: live agents re-register within two heartbeat
 //!   intervals, answered `ReportFullState` first) the ones no agent came back for are
@@ -39,7 +39,7 @@ use resource::ResourceRef;
 use writer::{Op, Writer};
 
 use crate::protocol::{InstanceKey, InstanceRecord};
-use crate::store::{FlushFuture, InstanceStore};
+use crate::store::{FlushFuture, InstanceStore, MAX_INSTANCES_PER_POD};
 
 /// Tuning of a [`KubeStore`].
 #[derive(Clone, Debug)]
@@ -163,7 +163,7 @@ impl InstanceStore for KubeStore {
         let evicted = book.applied(&record);
         self.queue.push(resource, Op::Apply(Box::new(record)));
         if let Some(evicted) = evicted {
-            tracing::info!(resource = %evicted, "more than 16 InstrumentationInstances for one pod: deleting the least recently updated");
+            tracing::info!(resource = %evicted, cap = MAX_INSTANCES_PER_POD, "more InstrumentationInstances for one pod than the cap: deleting the least recently updated");
             self.queue.push(evicted, Op::Delete);
         }
     }

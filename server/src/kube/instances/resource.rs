@@ -12,7 +12,7 @@ use kube::api::{ApiResource, DynamicObject};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::protocol::{InstanceRecord, NO_CONNECTION_STATUS};
+use crate::protocol::{InstanceRecord, NO_CONNECTION_STATUS, instance};
 
 /// Field manager of every apply.
 pub const FIELD_MANAGER: &str = "odigos-opamp-server";
@@ -228,24 +228,9 @@ pub fn label_value(text: &str) -> String {
     if is_label_value(text) {
         return text.to_owned();
     }
-    let hash = hex::encode(&Sha256::digest(text.as_bytes())[..4]);
-    let cleaned: String = text
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(MAX_LABEL_VALUE - hash.len() - 1)
-        .collect();
-    let cleaned = cleaned.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-    if cleaned.is_empty() {
-        hash
-    } else {
-        format!("{cleaned}-{hash}")
-    }
+    let hash = &Sha256::digest(text.as_bytes())[..4];
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    instance::with_hash(text, hash, MAX_LABEL_VALUE, allowed)
 }
 
 fn is_label_value(text: &str) -> bool {

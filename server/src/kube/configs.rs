@@ -5,15 +5,14 @@
 //! allocating. A changed object changes the answer, so the agents' config hash changes and
 //! they get the new config in their next poll; a deleted one falls back to the defaults.
 
-use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::watcher;
 use serde::Deserialize;
 use tokio::task::JoinHandle;
 
-use super::watch::{self, Mirror, WatchStatus};
+use super::watch::{self, ProjectedMirror, Projection, WatchStatus};
 use crate::config_source::{
     ConfigSource, ContainerConfig, LibraryConfig, WorkloadConfig, WorkloadKey,
 };
@@ -139,61 +138,38 @@ fn key_of(object: &DynamicObject) -> Option<WorkloadKey> {
     })
 }
 
-type ConfigMap = HashMap<WorkloadKey, Arc<WorkloadConfig>>;
+/// Every `InstrumentationConfig`, by the workload it configures, as [`WorkloadConfig`].
+struct Configs;
 
-#[derive(Default)]
-struct ConfigMirror {
-    configs: RwLock<ConfigMap>,
-}
-
-impl ConfigMirror {
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, ConfigMap> {
-        self.configs.write().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl Mirror for ConfigMirror {
+impl Projection for Configs {
     type Object = DynamicObject;
+    type Key = WorkloadKey;
+    type Value = WorkloadConfig;
 
-    fn upsert(&self, object: DynamicObject) {
-        let Some(key) = key_of(&object) else { return };
-        let config = workload_config(&object);
-        let mut configs = self.write();
-        // Status-only updates (and relists) leave the config as it was: keep the same Arc,
-        // so no agent rebuilds its config, and say nothing.
-        if configs.get(&key).is_some_and(|current| **current == config) {
-            return;
-        }
-        tracing::info!(namespace = %key.namespace, workload = %key.workload.object_name(), "InstrumentationConfig changed");
-        configs.insert(key, Arc::new(config));
+    fn key(object: &DynamicObject) -> Option<WorkloadKey> {
+        key_of(object)
     }
 
-    fn remove(&self, object: &DynamicObject) {
-        if let Some(key) = key_of(object) {
-            tracing::info!(namespace = %key.namespace, workload = %key.workload.object_name(), "InstrumentationConfig deleted: defaults from now on");
-            self.write().remove(&key);
-        }
+    fn value(object: &DynamicObject) -> Option<WorkloadConfig> {
+        Some(workload_config(object))
     }
 
-    fn replace(&self, objects: Vec<DynamicObject>) {
-        let mut configs = self.write();
-        let mut fresh = ConfigMap::with_capacity(objects.len());
-        for object in &objects {
-            let Some(key) = key_of(object) else { continue };
-            let config = workload_config(object);
-            let shared = match configs.remove(&key) {
-                Some(current) if *current == config => current,
-                _ => Arc::new(config),
-            };
-            fresh.insert(key, shared);
+    fn changed(key: &WorkloadKey, value: Option<&WorkloadConfig>) {
+        let workload = key.workload.object_name();
+        match value {
+            Some(_) => {
+                tracing::info!(namespace = %key.namespace, %workload, "InstrumentationConfig changed");
+            }
+            None => {
+                tracing::info!(namespace = %key.namespace, %workload, "InstrumentationConfig deleted: defaults from now on");
+            }
         }
-        *configs = fresh;
     }
 }
 
 /// Every namespace's `InstrumentationConfig`s, watched.
 pub struct KubeConfigSource {
-    mirror: Arc<ConfigMirror>,
+    mirror: Arc<ProjectedMirror<Configs>>,
     status: Arc<WatchStatus>,
     default: Arc<WorkloadConfig>,
 }
@@ -201,7 +177,7 @@ pub struct KubeConfigSource {
 impl KubeConfigSource {
     /// Start watching. The watch runs until the returned task is aborted.
     pub fn start(client: kube::Client) -> (Arc<Self>, JoinHandle<()>) {
-        let mirror = Arc::new(ConfigMirror::default());
+        let mirror = Arc::new(ProjectedMirror::<Configs>::default());
         let status = Arc::new(WatchStatus::default());
         let api = Api::<DynamicObject>::all_with(client, &api_resource());
         let task = watch::spawn(
@@ -233,12 +209,9 @@ impl KubeConfigSource {
 
 impl ConfigSource for KubeConfigSource {
     fn workload_config(&self, workload: &WorkloadKey) -> Arc<WorkloadConfig> {
-        let configs = self
-            .mirror
-            .configs
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        configs.get(workload).unwrap_or(&self.default).clone()
+        self.mirror
+            .get(workload)
+            .unwrap_or_else(|| Arc::clone(&self.default))
     }
 }
 
@@ -352,11 +325,12 @@ mod tests {
 
     #[test]
     fn unchanged_configs_keep_their_arc_through_updates_and_relists() {
-        let mirror = ConfigMirror::default();
+        use super::super::watch::Mirror as _;
+        let mirror = ProjectedMirror::<Configs>::default();
         let spec =
             serde_json::json!({"containers": [{"containerName": "app", "agentEnabled": true}]});
         let key = key_of(&object("deployment-a", spec.clone())).unwrap();
-        let current = |m: &ConfigMirror| m.configs.read().unwrap()[&key].clone();
+        let current = |m: &ProjectedMirror<Configs>| m.get(&key).unwrap();
         mirror.upsert(object("deployment-a", spec.clone()));
         let first = current(&mirror);
         // A status-only update: the spec is the same.

@@ -4,8 +4,7 @@
 //! than the watch) is waited for briefly; only then, or when the watch is not healthy, is
 //! the API server asked directly, once, with a deadline.
 
-use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodStatus};
@@ -13,7 +12,7 @@ use kube::api::Api;
 use kube::runtime::watcher;
 use tokio::task::JoinHandle;
 
-use super::watch::{self, Mirror, WatchStatus};
+use super::watch::{self, ProjectedMirror, Projection, WatchStatus};
 use super::workload;
 use crate::identity::Workload;
 
@@ -100,48 +99,23 @@ impl Default for PodCacheOptions {
     }
 }
 
-type PodMap = HashMap<(String, String), Arc<PodInfo>>;
+/// This node's pods, by (namespace, name), as [`PodInfo`].
+struct Pods;
 
-#[derive(Default)]
-struct PodMirror {
-    pods: RwLock<PodMap>,
-}
+impl Projection for Pods {
+    type Object = Pod;
+    type Key = (String, String);
+    type Value = PodInfo;
 
-impl PodMirror {
     fn key(pod: &Pod) -> Option<(String, String)> {
         Some((pod.metadata.namespace.clone()?, pod.metadata.name.clone()?))
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, PodMap> {
-        self.pods.write().unwrap_or_else(PoisonError::into_inner)
+    fn value(pod: &Pod) -> Option<PodInfo> {
+        PodInfo::from_pod(pod)
     }
 }
 
-impl Mirror for PodMirror {
-    type Object = Pod;
-
-    fn upsert(&self, pod: Pod) {
-        if let (Some(key), Some(info)) = (Self::key(&pod), PodInfo::from_pod(&pod)) {
-            self.write().insert(key, Arc::new(info));
-        }
-    }
-
-    fn remove(&self, pod: &Pod) {
-        if let Some(key) = Self::key(pod) {
-            self.write().remove(&key);
-        }
-    }
-
-    fn replace(&self, pods: Vec<Pod>) {
-        let map: PodMap = pods
-            .iter()
-            .filter_map(|pod| Some((Self::key(pod)?, Arc::new(PodInfo::from_pod(pod)?))))
-            .collect();
-        *self.write() = map;
-    }
-}
-
-/// Keep only what [`PodInfo`] reads, so the watch's buffers stay small.
 fn strip(pod: &mut Pod) {
     let meta = &mut pod.metadata;
     meta.managed_fields = None;
@@ -173,7 +147,7 @@ fn strip(pod: &mut Pod) {
 /// This node's pods in memory, with a direct read as the fallback.
 pub struct PodCache {
     client: kube::Client,
-    mirror: Arc<PodMirror>,
+    mirror: Arc<ProjectedMirror<Pods>>,
     status: Arc<WatchStatus>,
     options: PodCacheOptions,
 }
@@ -185,7 +159,7 @@ impl PodCache {
         node: &str,
         options: PodCacheOptions,
     ) -> (Arc<Self>, JoinHandle<()>) {
-        let mirror = Arc::new(PodMirror::default());
+        let mirror = Arc::new(ProjectedMirror::<Pods>::default());
         let status = Arc::new(WatchStatus::default());
         let config = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
         let task = watch::spawn(
@@ -217,21 +191,12 @@ impl PodCache {
 
     /// A pod of this node, from memory only.
     pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<PodInfo>> {
-        let pods = self
-            .mirror
-            .pods
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        pods.get(&(namespace.to_owned(), name.to_owned())).cloned()
+        self.mirror.get(&(namespace.to_owned(), name.to_owned()))
     }
 
     /// Number of pods in memory.
     pub fn len(&self) -> usize {
-        self.mirror
-            .pods
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.mirror.len()
     }
 
     pub fn is_empty(&self) -> bool {

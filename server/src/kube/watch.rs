@@ -3,10 +3,20 @@
 //! [`kube::runtime::watcher()`] lists, then watches, and lists again when the watch cannot
 //! resume (e.g. after an API server outage). A relist is delivered whole ([`Mirror::replace`])
 //! so objects deleted while the watch was down disappear too.
+//!
+//! Both watched kinds (this node's pods, every `InstrumentationConfig`) are kept in a
+//! [`ProjectedMirror`]: not the objects, but what the server reads of each (a
+//! [`Projection`]), under the key it looks them up by, shared as an `Arc` that stays the same
+//! while the value does. kube-runtime's reflector would keep whole objects under their
+//! names: every poll would then derive its config again from the object, and an update that
+//! changes nothing the server reads (a pod's status, a config's status) would look like a
+//! change.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
-use std::sync::Arc;
+use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -34,6 +44,100 @@ pub trait Mirror: Send + Sync + 'static {
     fn remove(&self, object: &Self::Object);
     /// A complete list: everything else is gone.
     fn replace(&self, objects: Vec<Self::Object>);
+}
+
+/// What a [`ProjectedMirror`] keeps of each object of a watched kind.
+pub trait Projection: Send + Sync + 'static {
+    type Object: Resource + Clone + DeserializeOwned + Debug + Send + 'static;
+    type Key: Eq + Hash + Clone + Debug + Send + Sync + 'static;
+    type Value: PartialEq + Send + Sync + 'static;
+
+    /// The key the object is looked up by; `None` leaves it out.
+    fn key(object: &Self::Object) -> Option<Self::Key>;
+    /// What is kept of it; `None` leaves it out.
+    fn value(object: &Self::Object) -> Option<Self::Value>;
+    /// A key's value changed (`None`: removed). Not called for updates that leave the value
+    /// as it was, nor for relists.
+    fn changed(_key: &Self::Key, _value: Option<&Self::Value>) {}
+}
+
+/// A watched kind in memory: the [`Projection`] of each object, by key.
+pub struct ProjectedMirror<P: Projection> {
+    map: RwLock<HashMap<P::Key, Arc<P::Value>>>,
+}
+
+impl<P: Projection> Default for ProjectedMirror<P> {
+    fn default() -> Self {
+        ProjectedMirror {
+            map: RwLock::new(HashMap::new()),
+        }
+    }
+}
+
+impl<P: Projection> ProjectedMirror<P> {
+    /// The value under `key`, if any.
+    pub fn get(&self, key: &P::Key) -> Option<Arc<P::Value>> {
+        self.read().get(key).cloned()
+    }
+
+    /// How many objects are kept.
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<P::Key, Arc<P::Value>>> {
+        self.map.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<P::Key, Arc<P::Value>>> {
+        self.map.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<P: Projection> Mirror for ProjectedMirror<P> {
+    type Object = P::Object;
+
+    fn upsert(&self, object: P::Object) {
+        let Some(key) = P::key(&object) else { return };
+        let Some(value) = P::value(&object) else {
+            self.remove(&object);
+            return;
+        };
+        let mut map = self.write();
+        // An update that changes nothing kept keeps the same Arc, and says nothing.
+        if map.get(&key).is_some_and(|current| **current == value) {
+            return;
+        }
+        P::changed(&key, Some(&value));
+        map.insert(key, Arc::new(value));
+    }
+
+    fn remove(&self, object: &P::Object) {
+        let Some(key) = P::key(object) else { return };
+        if self.write().remove(&key).is_some() {
+            P::changed(&key, None);
+        }
+    }
+
+    fn replace(&self, objects: Vec<P::Object>) {
+        let mut map = self.write();
+        let mut fresh = HashMap::with_capacity(objects.len());
+        for object in &objects {
+            let (Some(key), Some(value)) = (P::key(object), P::value(object)) else {
+                continue;
+            };
+            let shared = match map.remove(&key) {
+                Some(current) if *current == value => current,
+                _ => Arc::new(value),
+            };
+            fresh.insert(key, shared);
+        }
+        *map = fresh;
+    }
 }
 
 /// How a watch is doing, for readiness and for callers waiting on a change.

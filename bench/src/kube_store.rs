@@ -329,7 +329,7 @@ async fn start_server(
         .arg(admin_addr.to_string())
         .args(["--node-name", NODE])
         // No kubelet: device ids off, agents identify themselves by attributes.
-        .args(["--kubelet-socket", ""])
+        .arg("--no-kubelet")
         .arg("--heartbeat-interval")
         .arg(format!("{}ms", heartbeat.as_millis()))
         .arg("--stale-factor")

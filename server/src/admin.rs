@@ -1,4 +1,11 @@
 //! The admin listener: probes, metrics and a JSON view of the agents. Never on the agent port.
+//!
+//! What each path shows, to whoever reaches the port (see SECURITY.md): `/healthz` and
+//! `/readyz` a word (and the mode); `/metrics` counts; `/agents`, by default, who each agent
+//! is (pod, container, workload, pid), its health, its config hash and its resource's name,
+//! with a short digest of its uid instead of the uid. An agent's uid is what lets a client
+//! speak for it, so the raw uids, and everything agents reported (their attributes carry the
+//! uid too), are shown only with `--admin-show-credentials`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,9 +18,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
 
+use sha2::{Digest, Sha256};
+
 use crate::exchange::Exchange;
+use crate::identity::Workload;
 use crate::metrics;
-use crate::protocol::{AgentState, InstanceRecord};
+use crate::protocol::{AgentState, InstanceRecord, instance::instance_key};
+use crate::settings::Mode;
 use crate::transport::text_response;
 
 /// What the admin handlers read.
@@ -21,13 +32,103 @@ pub struct AdminState {
     pub exchange: Arc<Exchange>,
     /// Set when shutdown starts, so `/readyz` fails and load balancers stop sending.
     pub shutting_down: Arc<AtomicBool>,
+    pub mode: Mode,
+    /// `/agents` shows raw uids and everything agents reported.
+    pub shows_credentials: bool,
 }
 
-/// `GET /agents`: the agents in memory and the instance records the store holds.
+/// `GET /agents` with `--admin-show-credentials`: the agents in memory and the instance
+/// records the store holds, whole.
 #[derive(Serialize)]
 pub struct AgentsView {
+    pub mode: Mode,
     pub agents: Vec<AgentState>,
     pub instances: Vec<InstanceRecord>,
+}
+
+/// `GET /agents` by default: enough to debug, no credential.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentsSummary {
+    pub mode: Mode,
+    pub agents: Vec<AgentSummary>,
+    pub instances: Vec<InstanceSummary>,
+}
+
+/// One agent, without its uid or what it reported.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentSummary {
+    /// The first 8 hex digits of the SHA-256 of the uid: tells agents apart in logs and
+    /// here, and cannot be used to speak for one.
+    pub uid_digest: String,
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    pub workload: Workload,
+    pub pid: i64,
+    pub language: String,
+    pub last_sequence_num: u64,
+    pub last_message: String,
+    pub healthy: Option<bool>,
+    pub status: Option<String>,
+    pub config_hash: String,
+    /// The `InstrumentationInstance` that records it.
+    pub resource: String,
+}
+
+/// One instance record, without the agent's attributes.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceSummary {
+    pub namespace: String,
+    pub name: String,
+    pub pod: String,
+    pub container: String,
+    pub pid: i64,
+    pub healthy: Option<bool>,
+    pub reason: Option<String>,
+}
+
+impl AgentSummary {
+    fn of(state: &AgentState) -> Self {
+        let identity = &state.identity;
+        let health = state.health.as_ref();
+        AgentSummary {
+            uid_digest: uid_digest(&state.instance_uid),
+            namespace: identity.namespace.clone(),
+            pod: identity.pod_name.clone(),
+            container: identity.container.clone(),
+            workload: identity.workload.clone(),
+            pid: state.pid,
+            language: state.language.clone(),
+            last_sequence_num: state.last_sequence_num,
+            last_message: humantime::format_rfc3339_millis(state.last_message_time).to_string(),
+            healthy: health.map(|h| h.healthy),
+            status: health.map(|h| h.status.clone()),
+            config_hash: hex::encode(&state.offered.hash),
+            resource: instance_key(state).resource_name(),
+        }
+    }
+}
+
+impl InstanceSummary {
+    fn of(record: &InstanceRecord) -> Self {
+        InstanceSummary {
+            namespace: record.key.namespace.clone(),
+            name: record.name.clone(),
+            pod: record.key.pod.clone(),
+            container: record.key.container.clone(),
+            pid: record.key.pid,
+            healthy: record.status.healthy,
+            reason: record.status.reason.clone(),
+        }
+    }
+}
+
+/// A short digest of a uid, safe to show.
+pub fn uid_digest(uid: &[u8]) -> String {
+    hex::encode(&Sha256::digest(uid)[..4])
 }
 
 /// `/healthz`, `/readyz`, `/metrics`, `/agents`.
@@ -50,7 +151,7 @@ async fn readyz(State(admin): State<Arc<AdminState>>) -> Response {
             "identity source not ready\n".into(),
         );
     }
-    text_response(StatusCode::OK, "ready\n".into())
+    text_response(StatusCode::OK, format!("ready ({} mode)\n", admin.mode))
 }
 
 async fn metrics_text(State(admin): State<Arc<AdminState>>) -> Response {
@@ -69,11 +170,22 @@ async fn metrics_text(State(admin): State<Arc<AdminState>>) -> Response {
 }
 
 async fn agents(State(admin): State<Arc<AdminState>>) -> Response {
-    let view = AgentsView {
-        agents: admin.exchange.registry.snapshot(),
-        instances: admin.exchange.store.records(),
+    let agents = admin.exchange.registry.snapshot();
+    let instances = admin.exchange.store.records();
+    let json = if admin.shows_credentials {
+        serde_json::to_vec_pretty(&AgentsView {
+            mode: admin.mode,
+            agents,
+            instances,
+        })
+    } else {
+        serde_json::to_vec_pretty(&AgentsSummary {
+            mode: admin.mode,
+            agents: agents.iter().map(AgentSummary::of).collect(),
+            instances: instances.iter().map(InstanceSummary::of).collect(),
+        })
     };
-    match serde_json::to_vec_pretty(&view) {
+    match json {
         Ok(json) => (
             [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
             json,

@@ -9,7 +9,7 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, ValueEnum};
 use odigos_opamp_server::identity::{DeviceTable, StaticTableIdentity};
 use odigos_opamp_server::kube::{KubeOptions, Kubernetes};
-use odigos_opamp_server::settings::{self, Settings};
+use odigos_opamp_server::settings::{self, Mode, Settings};
 use odigos_opamp_server::{Server, ServerBuilder, kubelet};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -19,14 +19,21 @@ use tokio::signal::unix::{SignalKind, signal};
 /// /metrics and /agents on a separate admin listener. Every flag can also be set through the
 /// environment variable shown with it.
 ///
-/// Two modes. Kubernetes (the default): agents are verified against this node's pods and
-/// the kubelet, configs come from InstrumentationConfig objects, and each agent is recorded
-/// as an InstrumentationInstance; the API server is found in-cluster or through KUBECONFIG,
-/// and --node-name (or NODE_NAME) is required. Embedded (with --devices or
-/// --trust-self-reported): no cluster, identities from a device table, records in memory.
+/// Two modes (--mode). Kubernetes: agents are verified against this node's pods and the
+/// kubelet, configs come from InstrumentationConfig objects, and each agent is recorded as
+/// an InstrumentationInstance; the API server is found in-cluster or through KUBECONFIG, and
+/// --node-name (or NODE_NAME) is required. Embedded: no cluster, identities and configs from
+/// a device table (--devices), records in memory.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
 struct Cli {
+    /// kubernetes: watch this node's pods and the InstrumentationConfigs, ask the kubelet for
+    /// device ids, write InstrumentationInstances (needs an API server). embedded: only the
+    /// --devices table, nothing written anywhere. Default: embedded when --devices or
+    /// --trust-self-reported is given, else kubernetes.
+    #[arg(long, env = "ODIGOS_OPAMP_MODE", value_enum)]
+    mode: Option<ModeArg>,
+
     /// Agent listener address (TCP).
     #[arg(long, env = "ODIGOS_OPAMP_LISTEN", default_value_t = settings::DEFAULT_LISTEN)]
     listen: SocketAddr,
@@ -46,11 +53,13 @@ struct Cli {
     /// k8s.pod.name / k8s.container.name, matches a row; a row's containerConfig (the
     /// container's InstrumentationConfig entry) is sent as its container_config section.
     /// Without this file every agent is refused, unless --trust-self-reported is given.
+    /// Embedded mode only (giving it selects embedded mode).
     #[arg(long, env = "ODIGOS_OPAMP_DEVICES", value_name = "FILE")]
     devices: Option<PathBuf>,
 
-    /// Development only: accept self-reported k8s.* attributes that match no device table row,
-    /// as a bare pod. Never use this where agents are not trusted.
+    /// Embedded mode only, for development: accept self-reported k8s.* attributes that match
+    /// no device table row, as a bare pod. Never use this where agents are not trusted;
+    /// refused in Kubernetes mode.
     #[arg(long, env = "ODIGOS_OPAMP_TRUST_SELF_REPORTED", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_value = "false", default_missing_value = "true")]
     trust_self_reported: bool,
 
@@ -61,10 +70,21 @@ struct Cli {
     node_name: Option<String>,
 
     /// Kubernetes mode: the kubelet's PodResources socket, which maps the X-Odigos-DeviceId
-    /// of an agent to its pod and container. An empty value turns device ids off (agents must
-    /// then self-report k8s.namespace.name, k8s.pod.name and k8s.container.name).
-    #[arg(long, env = "ODIGOS_OPAMP_KUBELET_SOCKET", value_name = "PATH", default_value = kubelet::DEFAULT_SOCKET, value_parser = parse_optional_path)]
-    kubelet_socket: PathBuf,
+    /// of an agent to its pod and container. Default: /var/lib/kubelet/pod-resources/kubelet.sock.
+    #[arg(long, env = "ODIGOS_OPAMP_KUBELET_SOCKET", value_name = "PATH", conflicts_with = "no_kubelet", value_parser = parse_socket_path)]
+    kubelet_socket: Option<PathBuf>,
+
+    /// Kubernetes mode: do not ask the kubelet. X-Odigos-DeviceId is then unknown, and every
+    /// agent must self-report k8s.namespace.name, k8s.pod.name and k8s.container.name (which
+    /// are checked against this node's pods as always).
+    #[arg(long, env = "ODIGOS_OPAMP_NO_KUBELET", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_value = "false", default_missing_value = "true")]
+    no_kubelet: bool,
+
+    /// /agents on the admin listener shows raw instance uids, which let a client speak for
+    /// an agent, and everything agents reported. Off: uids as a short digest, and no
+    /// attributes. For development only: the admin port is reachable from pods.
+    #[arg(long, env = "ODIGOS_OPAMP_ADMIN_SHOW_CREDENTIALS", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_value = "false", default_missing_value = "true")]
+    admin_show_credentials: bool,
 
     /// Expected agent polling interval (e.g. 30s, 500ms), sent to agents that report
     /// heartbeats; the liveness sweeper runs twice per interval.
@@ -123,12 +143,18 @@ enum LogFormat {
     Json,
 }
 
-/// Upper bound of the count flags (a semaphore holds at most this many permits).
-const MAX_COUNT: usize = 1 << 20;
-
-/// A path that may be empty (clap's own path parser refuses an empty value).
-fn parse_optional_path(text: &str) -> Result<PathBuf, String> {
+/// A socket path; an empty one is a mistake, not a way to turn the kubelet off.
+fn parse_socket_path(text: &str) -> Result<PathBuf, String> {
+    if text.trim().is_empty() {
+        return Err("an empty path: to not ask the kubelet, use --no-kubelet".into());
+    }
     Ok(PathBuf::from(text))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ModeArg {
+    Kubernetes,
+    Embedded,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -163,9 +189,36 @@ fn host_name() -> String {
 }
 
 impl Cli {
-    /// Embedded mode: a device table (or trusting self-reported attributes), no cluster.
+    /// --mode, else inferred: embedded when a device table or trust is asked for. The flags
+    /// of the other mode are refused rather than ignored.
+    fn mode(&self) -> anyhow::Result<Mode> {
+        let embedded_flags = self.devices.is_some() || self.trust_self_reported;
+        let kubernetes_flags = self.kubelet_socket.is_some() || self.no_kubelet;
+        let mode = match self.mode {
+            Some(ModeArg::Kubernetes) => Mode::Kubernetes,
+            Some(ModeArg::Embedded) => Mode::Embedded,
+            None if embedded_flags => Mode::Embedded,
+            None => Mode::Kubernetes,
+        };
+        match mode {
+            Mode::Kubernetes if self.trust_self_reported => bail!(
+                "--trust-self-reported is refused in Kubernetes mode: agents are checked \
+                 against this node's pods there; without a cluster, use --mode embedded"
+            ),
+            Mode::Kubernetes if self.devices.is_some() => bail!(
+                "--devices is for embedded mode; in Kubernetes mode the kubelet and this \
+                 node's pods identify agents (leave --mode out, or say --mode embedded)"
+            ),
+            Mode::Embedded if kubernetes_flags => bail!(
+                "--kubelet-socket and --no-kubelet are for Kubernetes mode; in embedded mode \
+                 the --devices table identifies agents"
+            ),
+            mode => Ok(mode),
+        }
+    }
+
     fn embedded(&self) -> bool {
-        self.devices.is_some() || self.trust_self_reported
+        matches!(self.mode(), Ok(Mode::Embedded))
     }
 
     /// --node-name, else NODE_NAME; in embedded mode, else the host name.
@@ -187,29 +240,12 @@ impl Cli {
     }
 
     fn settings(&self) -> anyhow::Result<Settings> {
-        if !(self.stale_factor >= 1.0 && self.stale_factor.is_finite()) {
-            bail!(
-                "--stale-factor must be a number of at least 1, got {}",
-                self.stale_factor
-            );
-        }
-        if self.max_body_bytes == 0 {
-            bail!("--max-body-bytes must be more than zero");
-        }
-        for (flag, value) in [
-            ("--max-agents", self.max_agents),
-            ("--max-connections", self.max_connections),
-            ("--max-concurrent-requests", self.max_concurrent_requests),
-        ] {
-            if !(1..=MAX_COUNT).contains(&value) {
-                bail!("{flag} must be between 1 and {MAX_COUNT}, got {value}");
-            }
-        }
-        Ok(Settings {
+        let mut settings = Settings {
+            mode: self.mode()?,
+            admin_shows_credentials: self.admin_show_credentials,
             listen: self.listen,
             unix_socket: self.unix_socket.clone(),
             admin_listen: self.admin_listen,
-            node_name: self.node_name()?,
             heartbeat_interval: self.heartbeat_interval,
             stale_factor: self.stale_factor,
             max_body_bytes: self.max_body_bytes,
@@ -220,7 +256,12 @@ impl Cli {
             header_read_timeout: self.header_read_timeout,
             request_timeout: self.request_timeout,
             ..Settings::default()
-        })
+        };
+        // The numbers first: the node name's own message is about the mode.
+        settings.validate()?;
+        settings.node_name = self.node_name()?;
+        settings.validate()?;
+        Ok(settings)
     }
 
     /// Embedded mode's edges: identities from the device table, configs from its rows'
@@ -272,9 +313,10 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format, &cli.log)?;
     let settings = cli.settings()?;
+    tracing::info!(mode = %settings.mode, "mode");
     let mut signals = StopSignals::register()?;
     let builder = Server::builder(settings.clone());
-    let (builder, kubernetes) = if cli.embedded() {
+    let (builder, kubernetes) = if settings.mode == Mode::Embedded {
         (cli.embedded_edges(builder)?, None)
     } else {
         let kubernetes = start_kubernetes(&cli, &settings).await?;
@@ -296,8 +338,11 @@ async fn start_kubernetes(cli: &Cli, settings: &Settings) -> anyhow::Result<Kube
          without a cluster, give --devices FILE",
     )?;
     let mut options = KubeOptions::new(&settings.node_name);
-    options.kubelet_socket =
-        (!cli.kubelet_socket.as_os_str().is_empty()).then(|| cli.kubelet_socket.clone());
+    options.kubelet_socket = (!cli.no_kubelet).then(|| {
+        cli.kubelet_socket
+            .clone()
+            .unwrap_or_else(|| kubelet::DEFAULT_SOCKET.into())
+    });
     // A restarted server waits the stale period for live agents to come back before it
     // deletes the resources of the ones that did not.
     options.store.resync_grace = Some(settings.stale_after());

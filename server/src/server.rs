@@ -21,7 +21,7 @@ use crate::identity::{DeviceTable, Identity, StaticTableIdentity};
 use crate::metrics::Metrics;
 use crate::protocol::AgentState;
 use crate::registry::Registry;
-use crate::settings::Settings;
+use crate::settings::{Settings, SettingsError};
 use crate::store::{InstanceStore, MemoryStore};
 use crate::transport::serve::Limits;
 use crate::transport::{self, AgentService};
@@ -38,6 +38,8 @@ pub enum StartError {
     },
     #[error("cannot listen on unix socket {path}: {problem}")]
     UnixSocket { path: PathBuf, problem: String },
+    #[error("invalid settings: {0}")]
+    Settings(#[from] SettingsError),
 }
 
 /// Entry point of the embedding API.
@@ -87,6 +89,7 @@ impl ServerBuilder {
     /// Bind every listener, then serve in background tasks. Must run inside a Tokio runtime.
     pub async fn start(self) -> Result<RunningServer, StartError> {
         let settings = self.settings;
+        settings.validate()?;
         let agent_listener = bind_tcp("agent", settings.listen).await?;
         let admin_listener = bind_tcp("admin", settings.admin_listen).await?;
         let unix_listener = settings.unix_socket.as_deref().map(bind_unix).transpose()?;
@@ -116,6 +119,8 @@ impl ServerBuilder {
         let admin_state = Arc::new(AdminState {
             exchange: Arc::clone(&exchange),
             shutting_down: Arc::clone(&shutting_down),
+            mode: settings.mode,
+            shows_credentials: settings.admin_shows_credentials,
         });
 
         let (stop, stop_rx) = watch::channel(false);
@@ -153,7 +158,7 @@ impl ServerBuilder {
             stop_rx,
         );
 
-        tracing::info!(%agent_addr, %admin_addr, unix_socket = ?settings.unix_socket, node = %settings.node_name, "OpAMP server listening");
+        tracing::info!(%agent_addr, %admin_addr, unix_socket = ?settings.unix_socket, node = %settings.node_name, mode = %settings.mode, "OpAMP server listening");
         Ok(RunningServer {
             agent_addr,
             admin_addr,

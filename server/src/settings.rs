@@ -33,9 +33,66 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default time to send the body and get the answer, once the headers are in.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How agents are identified, configured and recorded: the edges the server runs with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// This node's pods and the kubelet identify agents, `InstrumentationConfig`s configure
+    /// them, `InstrumentationInstance`s record them.
+    Kubernetes,
+    /// No cluster: a device table identifies and configures agents, records stay in memory.
+    #[default]
+    Embedded,
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Kubernetes => "kubernetes",
+            Mode::Embedded => "embedded",
+        })
+    }
+}
+
+/// The bounds of every setting, checked by [`Settings::validate`].
+pub mod bounds {
+    use std::time::Duration;
+
+    /// Counts (agents, connections, requests at once): a semaphore holds at most this many
+    /// permits, and more would only hide a typo.
+    pub const MAX_COUNT: usize = 1 << 20;
+    /// The heartbeat interval: from this (tests) ...
+    pub const MIN_HEARTBEAT: Duration = Duration::from_millis(10);
+    /// ... to this.
+    pub const MAX_HEARTBEAT: Duration = Duration::from_secs(24 * 3600);
+    /// Every other duration (timeouts): more than zero, at most this.
+    pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+    /// The stale factor: from 1 (stale after one silent interval) to this.
+    pub const MAX_STALE_FACTOR: f64 = 1000.0;
+    /// The body limit, after decompression: at most this (a request is held in memory).
+    pub const MAX_BODY_BYTES: usize = 1 << 30;
+}
+
+/// A setting out of its bounds ([`bounds`]), named by its flag.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("--{setting} must be {expected}, got {got}")]
+pub struct SettingsError {
+    /// The setting (its flag's name without `--`).
+    pub setting: &'static str,
+    pub expected: String,
+    pub got: String,
+}
+
 /// Everything the server needs to run.
 #[derive(Clone, Debug)]
 pub struct Settings {
+    /// Which edges the server runs with; shown by `/readyz` and `/agents`. The builder's
+    /// edges decide the behaviour: this says which they are.
+    pub mode: Mode,
+    /// `/agents` shows raw instance uids and everything agents reported (an agent's uid is
+    /// what lets a client speak for it). Off by default; [`Settings::loopback`] turns it on
+    /// for tests and tools that embed the server.
+    pub admin_shows_credentials: bool,
     /// Agent listener (TCP).
     pub listen: SocketAddr,
     /// Optional second agent listener on a unix socket (created mode 0666, a stale file
@@ -72,6 +129,8 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
+            mode: Mode::default(),
+            admin_shows_credentials: false,
             listen: DEFAULT_LISTEN,
             unix_socket: None,
             admin_listen: DEFAULT_ADMIN_LISTEN,
@@ -99,8 +158,79 @@ impl Settings {
             listen: any_port,
             admin_listen: any_port,
             node_name: "test-node".to_owned(),
+            admin_shows_credentials: true,
             ..Self::default()
         }
+    }
+
+    /// Check every setting against its bounds ([`bounds`]); the builder calls this before
+    /// it starts anything, and the binary before it logs a word.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        use bounds::*;
+        let fail = |setting, expected: String, got: String| {
+            Err(SettingsError {
+                setting,
+                expected,
+                got,
+            })
+        };
+        let between =
+            |value: Duration, low: Duration, high: Duration| value >= low && value <= high;
+        if !between(self.heartbeat_interval, MIN_HEARTBEAT, MAX_HEARTBEAT) {
+            return fail(
+                "heartbeat-interval",
+                format!("between {MIN_HEARTBEAT:?} and {MAX_HEARTBEAT:?}"),
+                format!("{:?}", self.heartbeat_interval),
+            );
+        }
+        for (setting, value) in [
+            ("header-read-timeout", self.header_read_timeout),
+            ("request-timeout", self.request_timeout),
+            ("shutdown-timeout", self.shutdown_timeout),
+        ] {
+            if !between(value, Duration::from_nanos(1), MAX_TIMEOUT) {
+                return fail(
+                    setting,
+                    format!("more than zero and at most {MAX_TIMEOUT:?}"),
+                    format!("{value:?}"),
+                );
+            }
+        }
+        if !(self.stale_factor >= 1.0 && self.stale_factor <= MAX_STALE_FACTOR) {
+            return fail(
+                "stale-factor",
+                format!("a number from 1 to {MAX_STALE_FACTOR}"),
+                self.stale_factor.to_string(),
+            );
+        }
+        if !(1..=MAX_BODY_BYTES).contains(&self.max_body_bytes) {
+            return fail(
+                "max-body-bytes",
+                format!("between 1 and {MAX_BODY_BYTES}"),
+                self.max_body_bytes.to_string(),
+            );
+        }
+        for (setting, value) in [
+            ("max-agents", self.max_agents),
+            ("max-connections", self.max_connections),
+            ("max-concurrent-requests", self.max_concurrent_requests),
+        ] {
+            if !(1..=MAX_COUNT).contains(&value) {
+                return fail(
+                    setting,
+                    format!("between 1 and {MAX_COUNT}"),
+                    value.to_string(),
+                );
+            }
+        }
+        if self.node_name.trim().is_empty() {
+            return fail(
+                "node-name",
+                "a node name".into(),
+                format!("{:?}", self.node_name),
+            );
+        }
+        Ok(())
     }
 
     /// How long an agent may stay silent before it is dropped.
@@ -112,5 +242,111 @@ impl Settings {
     /// most half an interval after it became stale.
     pub fn sweep_period(&self) -> Duration {
         (self.heartbeat_interval / 2).max(Duration::from_millis(10))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_and_loopback_are_valid() {
+        assert_eq!(Settings::default().validate(), Ok(()));
+        assert_eq!(Settings::loopback().validate(), Ok(()));
+    }
+
+    #[test]
+    fn every_bound_is_enforced() {
+        let cases: Vec<(&str, Settings)> = vec![
+            (
+                "max-concurrent-requests",
+                Settings {
+                    max_concurrent_requests: 0,
+                    ..Settings::default()
+                },
+            ),
+            (
+                "max-agents",
+                Settings {
+                    max_agents: bounds::MAX_COUNT + 1,
+                    ..Settings::default()
+                },
+            ),
+            (
+                "max-connections",
+                Settings {
+                    max_connections: 0,
+                    ..Settings::default()
+                },
+            ),
+            (
+                "heartbeat-interval",
+                Settings {
+                    heartbeat_interval: Duration::ZERO,
+                    ..Settings::default()
+                },
+            ),
+            // Would overflow `Instant + Duration` in the sweeper.
+            (
+                "heartbeat-interval",
+                Settings {
+                    heartbeat_interval: Duration::MAX,
+                    ..Settings::default()
+                },
+            ),
+            (
+                "request-timeout",
+                Settings {
+                    request_timeout: Duration::ZERO,
+                    ..Settings::default()
+                },
+            ),
+            (
+                "header-read-timeout",
+                Settings {
+                    header_read_timeout: Duration::from_secs(u64::MAX),
+                    ..Settings::default()
+                },
+            ),
+            (
+                "shutdown-timeout",
+                Settings {
+                    shutdown_timeout: Duration::from_secs(7200),
+                    ..Settings::default()
+                },
+            ),
+            (
+                "stale-factor",
+                Settings {
+                    stale_factor: f64::NAN,
+                    ..Settings::default()
+                },
+            ),
+            (
+                "stale-factor",
+                Settings {
+                    stale_factor: 0.5,
+                    ..Settings::default()
+                },
+            ),
+            (
+                "max-body-bytes",
+                Settings {
+                    max_body_bytes: 0,
+                    ..Settings::default()
+                },
+            ),
+            (
+                "node-name",
+                Settings {
+                    node_name: " ".into(),
+                    ..Settings::default()
+                },
+            ),
+        ];
+        for (setting, settings) in cases {
+            let error = settings.validate().expect_err(setting);
+            assert_eq!(error.setting, setting, "{error}");
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! The `odigos-opamp-server` binary: flags and environment variables, JSON logs, the
 //! embedded default answering a first message, and graceful shutdown on SIGTERM / SIGINT.
 
+#[path = "support/binary.rs"]
+mod binary_support;
 #[path = "support/client.rs"]
 mod client;
 #[path = "support/messages.rs"]
@@ -30,6 +32,12 @@ fn help_explains_every_flag_and_its_environment_variable() {
         ("--admin-listen", "ODIGOS_OPAMP_ADMIN_LISTEN"),
         ("--devices", "ODIGOS_OPAMP_DEVICES"),
         ("--trust-self-reported", "ODIGOS_OPAMP_TRUST_SELF_REPORTED"),
+        ("--mode", "ODIGOS_OPAMP_MODE"),
+        ("--no-kubelet", "ODIGOS_OPAMP_NO_KUBELET"),
+        (
+            "--admin-show-credentials",
+            "ODIGOS_OPAMP_ADMIN_SHOW_CREDENTIALS",
+        ),
         ("--node-name", "ODIGOS_OPAMP_NODE_NAME"),
         ("--heartbeat-interval", "ODIGOS_OPAMP_HEARTBEAT_INTERVAL"),
         ("--stale-factor", "ODIGOS_OPAMP_STALE_FACTOR"),
@@ -44,6 +52,52 @@ fn help_explains_every_flag_and_its_environment_variable() {
         );
     }
     assert!(help.contains("[default: 0.0.0.0:4320]"), "{help}");
+}
+
+/// Each mode's flags are refused in the other mode, with a message that names the fix.
+#[test]
+fn the_flags_of_the_other_mode_are_refused() {
+    let refused = |args: &[&str], says: &str| {
+        let output = Command::new(BIN)
+            .args(args)
+            .env_remove("ODIGOS_OPAMP_MODE")
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} accepted");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    };
+    let devices = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/devices.yaml");
+    refused(
+        &[
+            "--mode",
+            "kubernetes",
+            "--trust-self-reported",
+            "--node-name",
+            "n",
+        ],
+        "--trust-self-reported is refused in Kubernetes mode",
+    );
+    refused(
+        &[
+            "--mode",
+            "kubernetes",
+            "--devices",
+            devices,
+            "--node-name",
+            "n",
+        ],
+        "--devices is for embedded mode",
+    );
+    refused(
+        &["--devices", devices, "--no-kubelet"],
+        "for Kubernetes mode",
+    );
+    refused(&["--kubelet-socket", ""], "use --no-kubelet");
+    refused(
+        &["--max-concurrent-requests", "0"],
+        "--max-concurrent-requests must be",
+    );
 }
 
 #[test]
@@ -193,4 +247,59 @@ async fn sigint_stops_gracefully() {
     first_message_gets_the_sdk_section(running.agent_addr).await;
     stop_with(running, libc::SIGINT);
     assert!(!socket.exists(), "socket file removed");
+}
+
+/// `/agents` shows no credential by default: no raw uid (not even inside the attributes the
+/// agent reported), a digest instead; `--admin-show-credentials` shows everything. `/readyz`
+/// names the mode.
+#[tokio::test]
+async fn the_admin_view_hides_uids_unless_asked() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let devices = devices_file(dir.path());
+    let devices = devices.to_str().expect("utf-8 path");
+    let uid = std::str::from_utf8(messages::PY_UID).expect("a text uid");
+    for (extra, shows) in [(None, false), (Some("--admin-show-credentials"), true)] {
+        let mut args = vec!["--devices", devices];
+        args.extend(extra);
+        let mut server = binary_support::Binary::start(&args);
+        let mut connection = client::Connection::tcp(server.agent_addr).await;
+        let mut first = messages::first_message(messages::PY_UID, 0);
+        first
+            .agent_description
+            .as_mut()
+            .expect("a description")
+            .identifying_attributes
+            .push(messages::string("service.instance.id", uid));
+        assert_eq!(connection.post(&first, &[]).await.status, StatusCode::OK);
+        let ready = client::get(server.admin_addr, "/readyz").await.text();
+        assert_eq!(ready, "ready (embedded mode)\n");
+        let view = client::get(server.admin_addr, "/agents").await.text();
+        assert_eq!(view.contains(uid), shows, "{view}");
+        let json: serde_json::Value = serde_json::from_str(&view).expect("JSON");
+        assert_eq!(json["mode"], "embedded");
+        if !shows {
+            let agent = &json["agents"][0];
+            let digest = agent["uidDigest"].as_str().expect("a uid digest");
+            assert_eq!(digest.len(), 8);
+            assert_eq!(
+                (
+                    &agent["pod"],
+                    &agent["container"],
+                    &agent["workload"]["name"]
+                ),
+                (
+                    &serde_json::json!("coupon-7d9f8b6c5d-x2x9z"),
+                    &serde_json::json!("app"),
+                    &serde_json::json!("coupon")
+                ),
+                "{view}"
+            );
+            assert_eq!(
+                agent["resource"], "coupon-7d9f8b6c5d-x2x9z.app.4242",
+                "{view}"
+            );
+            assert!(json["instances"][0].get("status").is_none(), "{view}");
+        }
+        server.stop(libc::SIGTERM, Duration::from_secs(10));
+    }
 }

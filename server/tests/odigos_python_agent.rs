@@ -100,7 +100,10 @@ impl Case {
     }
 
     fn label(&self) -> String {
-        format!("{} in {}/{} ({:?})", self.release, self.pod, self.container, self.via)
+        format!(
+            "{} in {}/{} ({:?})",
+            self.release, self.pod, self.container, self.via
+        )
     }
 
     fn injected(&self, namespace: &str) -> Injected {
@@ -180,7 +183,11 @@ const CASES: [Case; 7] = [
 ];
 
 /// The pods of the cases, with their containers.
-fn pods() -> Vec<(&'static str, Vec<&'static str>, (&'static str, &'static str))> {
+fn pods() -> Vec<(
+    &'static str,
+    Vec<&'static str>,
+    (&'static str, &'static str),
+)> {
     let mut pods: Vec<(&str, Vec<&str>, (&str, &str))> = Vec::new();
     for case in CASES {
         match pods.iter_mut().find(|(pod, ..)| *pod == case.pod) {
@@ -202,17 +209,32 @@ fn check_agent(case: &Case, state: &Value, namespace: &str, node: &str) {
             assert!(traces_on, "{label}: no tracer provider: {state}");
             let rules = &entry("app")["traces"]["headSampling"];
             assert_eq!(&state["samplerConfig"], rules, "{label}: {state}");
-            assert!(!sampled("/healthz"), "{label}: the drop rule did not apply: {state}");
-            assert!(sampled("/orders/{id}"), "{label}: a disabled rule applied: {state}");
+            assert!(
+                !sampled("/healthz"),
+                "{label}: the drop rule did not apply: {state}"
+            );
+            assert!(
+                sampled("/orders/{id}"),
+                "{label}: a disabled rule applied: {state}"
+            );
         }
         Expect::TracesOff => {
-            assert_eq!(state["tracerProvider"], "ProxyTracerProvider", "{label}: {state}");
-            assert_eq!(spans["/orders/{id}"]["recording"], false, "{label}: {state}");
+            assert_eq!(
+                state["tracerProvider"], "ProxyTracerProvider",
+                "{label}: {state}"
+            );
+            assert_eq!(
+                spans["/orders/{id}"]["recording"], false,
+                "{label}: {state}"
+            );
             assert_eq!(state["endedSpans"], json!([]), "{label}: {state}");
         }
         Expect::DefaultTracesOn | Expect::SdkResource => {
             assert!(traces_on, "{label}: no tracer provider: {state}");
-            assert!(sampled("/healthz") && sampled("/orders/{id}"), "{label}: {state}");
+            assert!(
+                sampled("/healthz") && sampled("/orders/{id}"),
+                "{label}: {state}"
+            );
             assert_eq!(state["samplerConfig"], Value::Null, "{label}: {state}");
         }
     }
@@ -235,7 +257,11 @@ fn check_agent(case: &Case, state: &Value, namespace: &str, node: &str) {
         if odigos.is_empty() {
             assert_eq!(loggers["odigos"]["disabled"], true, "{label}: {state}");
         } else {
-            assert_eq!(loggers["odigos"], json!({"disabled": false, "level": odigos}), "{label}");
+            assert_eq!(
+                loggers["odigos"],
+                json!({"disabled": false, "level": odigos}),
+                "{label}"
+            );
             assert_eq!(
                 loggers["opentelemetry"],
                 json!({"disabled": false, "level": otel}),
@@ -310,44 +336,56 @@ fn check_server(case: &Case, server_view: &Value, state: &Value, namespace: &str
 
 /// Wait (bounded) until every agent's health, as the server has it, is healthy.
 async fn until_healthy(admin: SocketAddr, states: &[Value]) -> Value {
-    eventually(Duration::from_secs(20), "every agent reports healthy", || async {
-        let view = agents(admin).await;
-        states
-            .iter()
-            .all(|s| known(&view, &uid_of(s)).is_some_and(|a| a["health"]["healthy"] == true))
-            .then_some(view)
-    })
+    eventually(
+        Duration::from_secs(20),
+        "every agent reports healthy",
+        || async {
+            let view = agents(admin).await;
+            states
+                .iter()
+                .all(|s| known(&view, &uid_of(s)).is_some_and(|a| a["health"]["healthy"] == true))
+                .then_some(view)
+        },
+    )
     .await
 }
 
 /// Wait (bounded) until every agent has sent another message (its 30 s heartbeat).
 async fn until_heartbeat(admin: SocketAddr, states: &[Value], before: &Value) {
     let seq = |view: &Value, uid: &str| known(view, uid).map(|a| a["lastSequenceNum"].clone());
-    eventually(Duration::from_secs(45), "every agent heartbeats", || async {
-        let view = agents(admin).await;
-        states
-            .iter()
-            .map(|s| uid_of(s))
-            .all(|uid| {
-                let now = seq(&view, &uid).and_then(|n| n.as_u64());
-                let then = seq(before, &uid).and_then(|n| n.as_u64());
-                matches!((now, then), (Some(now), Some(then)) if now > then)
-            })
-            .then_some(())
-    })
+    eventually(
+        Duration::from_secs(45),
+        "every agent heartbeats",
+        || async {
+            let view = agents(admin).await;
+            states
+                .iter()
+                .map(|s| uid_of(s))
+                .all(|uid| {
+                    let now = seq(&view, &uid).and_then(|n| n.as_u64());
+                    let then = seq(before, &uid).and_then(|n| n.as_u64());
+                    matches!((now, then), (Some(now), Some(then)) if now > then)
+                })
+                .then_some(())
+        },
+    )
     .await;
 }
 
 /// Wait (bounded) until every agent is known again after a server restart: the agents
 /// learn of it from the ReportFullState answer to their next heartbeat.
 async fn until_recovered(admin: SocketAddr, states: &[Value]) -> Value {
-    eventually(Duration::from_secs(45), "every agent registers again", || async {
-        let view = agents(admin).await;
-        states
-            .iter()
-            .all(|s| known(&view, &uid_of(s)).is_some_and(|a| a["health"]["healthy"] == true))
-            .then_some(view)
-    })
+    eventually(
+        Duration::from_secs(45),
+        "every agent registers again",
+        || async {
+            let view = agents(admin).await;
+            states
+                .iter()
+                .all(|s| known(&view, &uid_of(s)).is_some_and(|a| a["health"]["healthy"] == true))
+                .then_some(view)
+        },
+    )
     .await
 }
 
@@ -375,7 +413,9 @@ async fn start_all(listeners: &Listeners, namespace: &str) -> Vec<AgentApp> {
         CASES
             .iter()
             .zip(&setup)
-            .map(|(case, (transport, injected))| AgentApp::start(case.release(), transport, injected)),
+            .map(|(case, (transport, injected))| {
+                AgentApp::start(case.release(), transport, injected)
+            }),
     )
     .await
 }
@@ -391,7 +431,12 @@ async fn states(apps: &mut [AgentApp]) -> Vec<Value> {
 /// End every application; each must exit cleanly.
 async fn exit_all(apps: Vec<AgentApp>) {
     for (case, app) in CASES.iter().zip(apps) {
-        assert_eq!(app.exit().await, Some(0), "{} did not exit cleanly", case.label());
+        assert_eq!(
+            app.exit().await,
+            Some(0),
+            "{} did not exit cleanly",
+            case.label()
+        );
     }
 }
 
@@ -425,7 +470,10 @@ fn device_table() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_release_in_embedded_mode() {
     for release in python_agent::RELEASES {
-        eprintln!("odigos-opentelemetry-python {}: reads {}", release.version, release.reads);
+        eprintln!(
+            "odigos-opentelemetry-python {}: reads {}",
+            release.version, release.reads
+        );
     }
     let dir = tempfile::tempdir().expect("temporary folder");
     let devices = dir.path().join("devices.yaml");
@@ -433,11 +481,13 @@ async fn every_release_in_embedded_mode() {
     let socket = dir.path().join("exchange.sock");
     let port = xtask::ports::stable_loopback_port().expect("a free port");
     let listen = format!("127.0.0.1:{port}");
+    // The test finds each agent by its uid in /agents.
     let args = [
         "--devices",
         devices.to_str().expect("utf-8 path"),
         "--unix-socket",
         socket.to_str().expect("utf-8 path"),
+        "--admin-show-credentials",
     ];
     let mut server = Binary::start_listening(&listen, &args);
     let listeners = Listeners {
@@ -465,8 +515,10 @@ async fn every_release_in_embedded_mode() {
     for (case, state) in CASES.iter().zip(&after) {
         assert_eq!(
             state["client"]["remoteConfigHash"],
-            first[CASES.iter().position(|c| c.label() == case.label()).unwrap()]["client"]
-                ["remoteConfigHash"],
+            first[CASES
+                .iter()
+                .position(|c| c.label() == case.label())
+                .unwrap()]["client"]["remoteConfigHash"],
             "{}: the hash changed across the restart",
             case.label()
         );
@@ -475,10 +527,17 @@ async fn every_release_in_embedded_mode() {
     }
 
     exit_all(apps).await;
-    eventually(Duration::from_secs(10), "every agent disconnected", || async {
-        let view = agents(server.admin_addr).await;
-        view["agents"].as_array().is_some_and(Vec::is_empty).then_some(())
-    })
+    eventually(
+        Duration::from_secs(10),
+        "every agent disconnected",
+        || async {
+            let view = agents(server.admin_addr).await;
+            view["agents"]
+                .as_array()
+                .is_some_and(Vec::is_empty)
+                .then_some(())
+        },
+    )
     .await;
     server.stop(libc::SIGTERM, Duration::from_secs(10));
 }
@@ -487,17 +546,29 @@ async fn every_release_in_embedded_mode() {
 fn instrumentation_config(namespace: &str) -> DynamicObject {
     let mut object: DynamicObject = serde_json::from_value(fixture()).expect("an object");
     object.metadata.namespace = Some(namespace.into());
-    object.data.as_object_mut().expect("an object").remove("status");
+    object
+        .data
+        .as_object_mut()
+        .expect("an object")
+        .remove("status");
     object
 }
 
 /// The resource of the agent in `state`, once it shows it healthy.
 async fn healthy_instance(api: &Api<DynamicObject>, case: &Case, state: &Value) -> DynamicObject {
-    let name = instance_name(case.pod, case.container, state["pid"].as_i64().expect("pid"));
-    eventually(Duration::from_secs(20), &format!("{} healthy in {name}", case.label()), || async {
-        let object = api.get_opt(&name).await.ok().flatten()?;
-        (object.data["status"]["healthy"] == true).then_some(object)
-    })
+    let name = instance_name(
+        case.pod,
+        case.container,
+        state["pid"].as_i64().expect("pid"),
+    );
+    eventually(
+        Duration::from_secs(20),
+        &format!("{} healthy in {name}", case.label()),
+        || async {
+            let object = api.get_opt(&name).await.ok().flatten()?;
+            (object.data["status"]["healthy"] == true).then_some(object)
+        },
+    )
     .await
 }
 
@@ -528,7 +599,12 @@ async fn every_release_in_kubernetes_mode() {
         .expect("create the InstrumentationConfig");
     let kubelet = ScriptedKubelet::start();
     let device_case = CASES.iter().find(|c| c.release().uses_device_id()).unwrap();
-    kubelet.allocate(&namespace, device_case.pod, device_case.container, DEVICE_ID);
+    kubelet.allocate(
+        &namespace,
+        device_case.pod,
+        device_case.container,
+        DEVICE_ID,
+    );
 
     let dir = tempfile::tempdir().expect("temporary folder");
     let port = xtask::ports::stable_loopback_port().expect("a free port");
@@ -582,7 +658,11 @@ async fn every_release_in_kubernetes_mode() {
                 if state["client"]["remoteConfigHash"] != hash_before {
                     break state;
                 }
-                assert!(Instant::now() < deadline, "{}: no new config within 45 s", case.label());
+                assert!(
+                    Instant::now() < deadline,
+                    "{}: no new config within 45 s",
+                    case.label()
+                );
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         } else {
@@ -590,11 +670,17 @@ async fn every_release_in_kubernetes_mode() {
         };
         if case.container == "app" && case.expect == Expect::SampledByRules {
             assert_eq!(
-                state["samplerConfig"], changed["traces"]["headSampling"],
+                state["samplerConfig"],
+                changed["traces"]["headSampling"],
                 "{}: {state}",
                 case.label()
             );
-            assert_eq!(state["spans"]["/orders/{id}"]["sampled"], false, "{}", case.label());
+            assert_eq!(
+                state["spans"]["/orders/{id}"]["sampled"],
+                false,
+                "{}",
+                case.label()
+            );
         }
         after.push(state);
     }
@@ -605,7 +691,8 @@ async fn every_release_in_kubernetes_mode() {
         if case.container != "app" {
             let state = app.state().await;
             assert_eq!(
-                state["client"]["remoteConfigHash"], before["client"]["remoteConfigHash"],
+                state["client"]["remoteConfigHash"],
+                before["client"]["remoteConfigHash"],
                 "{}: another container's change reached it",
                 case.label()
             );
@@ -633,17 +720,23 @@ async fn every_release_in_kubernetes_mode() {
     let names: Vec<String> = CASES
         .iter()
         .zip(&after)
-        .map(|(case, state)| instance_name(case.pod, case.container, state["pid"].as_i64().unwrap()))
+        .map(|(case, state)| {
+            instance_name(case.pod, case.container, state["pid"].as_i64().unwrap())
+        })
         .collect();
     exit_all(apps).await;
-    eventually(Duration::from_secs(20), "every agent's resource deleted on exit", || async {
-        for name in &names {
-            if instances_api.get_opt(name).await.ok().flatten().is_some() {
-                return None;
+    eventually(
+        Duration::from_secs(20),
+        "every agent's resource deleted on exit",
+        || async {
+            for name in &names {
+                if instances_api.get_opt(name).await.ok().flatten().is_some() {
+                    return None;
+                }
             }
-        }
-        Some(())
-    })
+            Some(())
+        },
+    )
     .await;
     server.server.shutdown().await;
 }

@@ -6,8 +6,18 @@ use std::path::{Path, PathBuf};
 
 /// Folders that are not the project's own text: build output, installed tools, caches,
 /// generated code.
-const SKIP: [&str; 7] = ["target", ".tools", ".cache", ".git", "node_modules", "gen", "snapshots"];
-const TEXT: [&str; 10] = ["rs", "md", "yaml", "yml", "toml", "py", "go", "mjs", "json", "txt"];
+const SKIP: [&str; 7] = [
+    "target",
+    ".tools",
+    ".cache",
+    ".git",
+    "node_modules",
+    "gen",
+    "snapshots",
+];
+const TEXT: [&str; 10] = [
+    "rs", "md", "yaml", "yml", "toml", "py", "go", "mjs", "json", "txt",
+];
 
 fn project_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -34,7 +44,9 @@ fn sections(protocol: &str) -> BTreeSet<String> {
     protocol
         .lines()
         .filter_map(|line| {
-            let heading = line.strip_prefix("### ").or_else(|| line.strip_prefix("## "))?;
+            let heading = line
+                .strip_prefix("### ")
+                .or_else(|| line.strip_prefix("## "))?;
             let number = heading.split_whitespace().next()?.trim_end_matches('.');
             number
                 .chars()
@@ -61,9 +73,13 @@ fn citations(text: &str) -> Vec<String> {
 #[test]
 fn every_cited_section_exists() {
     let root = xtask::workspace_root();
-    let protocol = std::fs::read_to_string(root.join("docs/protocol.md")).expect("docs/protocol.md");
+    let protocol =
+        std::fs::read_to_string(root.join("docs/protocol.md")).expect("docs/protocol.md");
     let known = sections(&protocol);
-    assert!(known.contains("5.1") && known.contains("9"), "headings not found: {known:?}");
+    assert!(
+        known.contains("5.1") && known.contains("9"),
+        "headings not found: {known:?}"
+    );
     let mut files = Vec::new();
     project_files(&root, &mut files);
     let mut broken = Vec::new();
@@ -72,7 +88,11 @@ fn every_cited_section_exists() {
         let Ok(text) = std::fs::read_to_string(file) else {
             continue;
         };
-        let shown = file.strip_prefix(&root).unwrap_or(file).display().to_string();
+        let shown = file
+            .strip_prefix(&root)
+            .unwrap_or(file)
+            .display()
+            .to_string();
         // This file's own examples are not citations.
         if file.ends_with(file!().rsplit('/').next().unwrap_or_default()) {
             continue;
@@ -102,7 +122,10 @@ fn every_cited_section_exists() {
 #[test]
 fn the_check_catches_a_missing_section() {
     let known = sections("## 1. One\n### 1.1 Sub\n## 2. Two\n");
-    assert_eq!(known, BTreeSet::from(["1".into(), "1.1".into(), "2".into()]));
+    assert_eq!(
+        known,
+        BTreeSet::from(["1".into(), "1.1".into(), "2".into()])
+    );
     assert_eq!(citations("see §2 and §1.1, and §7."), ["2", "1.1", "7"]);
     assert!(!known.contains(&citations("see §7")[0]));
 }

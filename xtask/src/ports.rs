@@ -32,7 +32,8 @@ pub fn stable_loopback_ports(count: usize) -> std::io::Result<Vec<u16>> {
         .map(|d| d.subsec_nanos())
         .unwrap_or_default();
     let call = CALLS.fetch_add(1, Ordering::Relaxed);
-    let mut offset = (std::process::id().wrapping_mul(7919) ^ nanos ^ call.wrapping_mul(101)) % span;
+    let mut offset =
+        (std::process::id().wrapping_mul(7919) ^ nanos ^ call.wrapping_mul(101)) % span;
     let mut found = Vec::with_capacity(count);
     for _ in 0..span.min(4096) {
         let port = low + offset as u16;

@@ -64,7 +64,12 @@ impl InstanceKey {
 /// refuses made a `-`, cut to leave room for `-<hash>`, its ends trimmed to alphanumerics,
 /// then `-` and the hash in hex (the hash alone when nothing is left). The hash is of the
 /// exact input, so different inputs never share a name.
-pub fn with_hash(text: &str, hash: &[u8], max_len: usize, allowed: impl Fn(char) -> bool) -> String {
+pub fn with_hash(
+    text: &str,
+    hash: &[u8],
+    max_len: usize,
+    allowed: impl Fn(char) -> bool,
+) -> String {
     let suffix = hex::encode(hash);
     let cleaned: String = text
         .chars()

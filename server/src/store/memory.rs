@@ -28,10 +28,7 @@ impl MemoryStore {
     /// The record for `key`, if any.
     pub fn get(&self, key: &InstanceKey) -> Option<InstanceRecord> {
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner
-            .records
-            .get(key)
-            .map(|r| InstanceRecord::clone(r))
+        inner.records.get(key).map(|r| InstanceRecord::clone(r))
     }
 }
 

@@ -115,7 +115,11 @@ mod tests {
             evicted.extend(cap.written("ns", "web", pid));
         }
         assert_eq!(evicted, [999, 2]);
-        assert_eq!(cap.written("ns", "other", 1), None, "pods are counted apart");
+        assert_eq!(
+            cap.written("ns", "other", 1),
+            None,
+            "pods are counted apart"
+        );
         cap.removed("ns", None, &1);
         cap.removed("ns", Some("web"), &5);
         let mut left = cap.retain_pods(|_, _| false);

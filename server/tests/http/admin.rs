@@ -156,22 +156,29 @@ fn the_readme_lists_every_answer_and_every_failure_reason() {
         .iter()
         .map(|a| (a.label().to_owned(), a.status_code()))
         .collect();
-    assert_eq!(rows, code, "README.md's answers table differs from protocol::Answer");
+    assert_eq!(
+        rows, code,
+        "README.md's answers table differs from protocol::Answer"
+    );
 
     let failures = readme
         .lines()
         .find(|line| line.starts_with("| `identity_resolution_failures_total{reason}`"))
         .expect("the identity_resolution_failures_total row");
-    let mut listed: Vec<&str> = failures
-        .split('`')
-        .skip(3)
-        .step_by(2)
-        .collect();
+    let mut listed: Vec<&str> = failures.split('`').skip(3).step_by(2).collect();
     let mut reasons: Vec<&str> = IdentityError::KINDS.to_vec();
     reasons.extend(
-        [Answer::OverCapacity, Answer::ResourceClaimed, Answer::DeviceMismatch].map(Answer::label),
+        [
+            Answer::OverCapacity,
+            Answer::ResourceClaimed,
+            Answer::DeviceMismatch,
+        ]
+        .map(Answer::label),
     );
     listed.sort_unstable();
     reasons.sort_unstable();
-    assert_eq!(listed, reasons, "README.md's failure reasons differ from the code's");
+    assert_eq!(
+        listed, reasons,
+        "README.md's failure reasons differ from the code's"
+    );
 }

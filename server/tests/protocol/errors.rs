@@ -58,7 +58,11 @@ fn transient_identity_failure_is_503_with_retry_info() {
     });
     let step = agent.send(first_message(PY_UID, 0));
     assert_eq!(
-        (&step["answer"], &step["httpStatus"], &step["retryAfterSecs"]),
+        (
+            &step["answer"],
+            &step["httpStatus"],
+            &step["retryAfterSecs"]
+        ),
         (&json!("unavailable"), &json!(503), &json!(3))
     );
     assert!(agent.state.is_none());
@@ -75,7 +79,10 @@ fn missing_identity_is_401() {
         .identifying_attributes
         .retain(|kv| !kv.key.starts_with("k8s."));
     let step = agent.send(msg);
-    assert_eq!((&step["answer"], &step["httpStatus"]), (&json!("unauthorized"), &json!(401)));
+    assert_eq!(
+        (&step["answer"], &step["httpStatus"]),
+        (&json!("unauthorized"), &json!(401))
+    );
     assert!(agent.state.is_none());
     assert_json_snapshot!("identity_missing", step);
 }
@@ -94,7 +101,10 @@ fn unknown_device_id_is_401() {
     let mut agent = Driver::new();
     agent.device_id = Some(DEVICE_ID.replace('8', "9"));
     let step = agent.send(first_message(PY_UID, 0));
-    assert_eq!((&step["answer"], &step["httpStatus"]), (&json!("unauthorized"), &json!(401)));
+    assert_eq!(
+        (&step["answer"], &step["httpStatus"]),
+        (&json!("unauthorized"), &json!(401))
+    );
     assert!(agent.state.is_none());
     assert_json_snapshot!("identity_unknown_device", step);
 }
@@ -111,7 +121,10 @@ fn self_reported_identity_not_in_the_table_is_401() {
     attrs.retain(|kv| kv.key != "k8s.pod.name");
     attrs.push(string("k8s.pod.name", "intruder"));
     let step = agent.send(msg);
-    assert_eq!((&step["answer"], &step["httpStatus"]), (&json!("unauthorized"), &json!(401)));
+    assert_eq!(
+        (&step["answer"], &step["httpStatus"]),
+        (&json!("unauthorized"), &json!(401))
+    );
     assert_json_snapshot!("identity_unverified", step);
 }
 

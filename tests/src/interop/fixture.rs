@@ -244,7 +244,9 @@ impl ServerUnderTest {
 /// A free loopback port below the ephemeral range ([`xtask::ports`]).
 fn free_stable_port() -> Result<SocketAddr, InteropError> {
     let port = xtask::ports::stable_loopback_port().map_err(|error| {
-        InteropError::Check(format!("no free loopback port for the agent listener: {error}"))
+        InteropError::Check(format!(
+            "no free loopback port for the agent listener: {error}"
+        ))
     })?;
     Ok(SocketAddr::from(([127, 0, 0, 1], port)))
 }

@@ -17,29 +17,28 @@ use criterion::{Criterion, criterion_group};
 use odigos_opamp_bench::agents::{self, AgentId};
 use odigos_opamp_proto::opamp::proto::AgentToServer;
 use odigos_opamp_server::config_source::{MemoryConfigSource, WorkloadConfig};
-use odigos_opamp_server::exchange::Exchange;
 use odigos_opamp_server::identity::{DeviceTable, NonUtf8Header, StaticTableIdentity};
-use odigos_opamp_server::metrics::Metrics;
 use odigos_opamp_server::protocol::{self, Context};
-use odigos_opamp_server::registry::Registry;
 use odigos_opamp_server::store::MemoryStore;
-use odigos_opamp_server::transport::{self, AgentService};
+use odigos_opamp_server::{InProcess, OPAMP_PATH, Server, Settings};
 use prost::Message;
 use tower::ServiceExt;
 
 const AGENTS: usize = 1000;
 
-fn exchange() -> Arc<Exchange> {
+fn exchange() -> InProcess {
     let table = DeviceTable::from_yaml(&agents::devices_yaml(AGENTS)).expect("device table");
-    Arc::new(Exchange {
-        registry: Arc::new(Registry::new()),
-        identity: Arc::new(StaticTableIdentity::new(table)),
-        config: Arc::new(MemoryConfigSource::new()),
-        store: Arc::new(MemoryStore::new()),
-        metrics: Arc::new(Metrics::new()),
+    let settings = Settings {
         node_name: "bench-node".into(),
         heartbeat_interval: Duration::from_secs(30),
-    })
+        ..Settings::default()
+    };
+    Server::builder(settings)
+        .identity(Arc::new(StaticTableIdentity::new(table)))
+        .config_source(Arc::new(MemoryConfigSource::new()))
+        .store(Arc::new(MemoryStore::new()))
+        .in_process()
+        .expect("valid settings")
 }
 
 /// Poll a future that never waits (a registered agent's exchange) to completion.
@@ -58,7 +57,7 @@ fn device_header(id: AgentId) -> impl FnOnce() -> Option<Result<String, NonUtf8H
     move || Some(Ok(id.device_id()))
 }
 
-fn register(exchange: &Exchange) {
+fn register(exchange: &InProcess) {
     for index in 0..AGENTS {
         let id = AgentId(index);
         let outcome = ready(exchange.handle(id.first_message(&id.uid()), device_header(id)));
@@ -110,17 +109,13 @@ fn core(c: &mut Criterion) {
 
     let shared = exchange();
     register(&shared);
-    let router = transport::router(Arc::new(AgentService {
-        exchange: shared,
-        max_body_bytes: 4 << 20,
-        gzip_min_bytes: 256,
-    }));
+    let router = shared.router();
     let device_id = id.device_id();
     let mut seq = 0;
     c.bench_function("router", |b| {
         b.iter(|| {
             seq += 1;
-            let request = Request::post(transport::OPAMP_PATH)
+            let request = Request::post(OPAMP_PATH)
                 .header("content-type", "application/x-protobuf")
                 .header(agents::DEVICE_ID_HEADER, device_id.as_str())
                 .body(Body::from(agents::heartbeat(&uid, seq).encode_to_vec()))
@@ -146,14 +141,10 @@ fn main() {
         Criterion::default().configure_from_args().final_summary();
         return;
     };
-    // Only the transport's API, so the same loop counts an older build of the server too.
-    let router = transport::router(Arc::new(AgentService {
-        exchange: exchange(),
-        max_body_bytes: 4 << 20,
-        gzip_min_bytes: 256,
-    }));
+    // Only the router: requests in, answers out, as over a socket.
+    let router = exchange().router();
     let post = |id: AgentId, message: AgentToServer| {
-        let request = Request::post(transport::OPAMP_PATH)
+        let request = Request::post(OPAMP_PATH)
             .header("content-type", "application/x-protobuf")
             .header(agents::DEVICE_ID_HEADER, id.device_id())
             .body(Body::from(message.encode_to_vec()))

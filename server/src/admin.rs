@@ -28,7 +28,7 @@ use crate::settings::Mode;
 use crate::transport::text_response;
 
 /// What the admin handlers read.
-pub struct AdminState {
+pub(crate) struct AdminState {
     pub exchange: Arc<Exchange>,
     /// Set when shutdown starts, so `/readyz` fails and load balancers stop sending.
     pub shutting_down: Arc<AtomicBool>,
@@ -40,7 +40,7 @@ pub struct AdminState {
 /// `GET /agents` with `--admin-show-credentials`: the agents in memory and the instance
 /// records the store holds, whole.
 #[derive(Serialize)]
-pub struct AgentsView {
+pub(crate) struct AgentsView {
     pub mode: Mode,
     pub agents: Vec<AgentState>,
     pub instances: Vec<InstanceRecord>,
@@ -49,7 +49,7 @@ pub struct AgentsView {
 /// `GET /agents` by default: enough to debug, no credential.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AgentsSummary {
+pub(crate) struct AgentsSummary {
     pub mode: Mode,
     pub agents: Vec<AgentSummary>,
     pub instances: Vec<InstanceSummary>,
@@ -58,7 +58,7 @@ pub struct AgentsSummary {
 /// One agent, without its uid or what it reported.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AgentSummary {
+pub(crate) struct AgentSummary {
     /// The first 8 hex digits of the SHA-256 of the uid: tells agents apart in logs and
     /// here, and cannot be used to speak for one.
     pub uid_digest: String,
@@ -80,7 +80,7 @@ pub struct AgentSummary {
 /// One instance record, without the agent's attributes.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct InstanceSummary {
+pub(crate) struct InstanceSummary {
     pub namespace: String,
     pub name: String,
     pub pod: String,
@@ -127,12 +127,12 @@ impl InstanceSummary {
 }
 
 /// A short digest of a uid, safe to show.
-pub fn uid_digest(uid: &[u8]) -> String {
+pub(crate) fn uid_digest(uid: &[u8]) -> String {
     hex::encode(&Sha256::digest(uid)[..4])
 }
 
 /// `/healthz`, `/readyz`, `/metrics`, `/agents`.
-pub fn router(state: Arc<AdminState>) -> Router {
+pub(crate) fn router(state: Arc<AdminState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))

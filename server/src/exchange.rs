@@ -17,7 +17,7 @@ use crate::registry::{Refused, Registry, Slot};
 use crate::store::InstanceStore;
 
 /// The server's shared state behind both agent listeners.
-pub struct Exchange {
+pub(crate) struct Exchange {
     pub registry: Arc<Registry>,
     pub identity: Arc<dyn Identity>,
     pub config: Arc<dyn ConfigSource>,
@@ -31,7 +31,7 @@ impl Exchange {
     /// Handle one decoded message; `device_id` reads the `X-Odigos-DeviceId` header, at
     /// most once: for a new agent, and for a known one registered with a device id (to
     /// check it). Other heartbeats do not pay for the lookup and the copy.
-    pub async fn handle(
+    pub(crate) async fn handle(
         &self,
         msg: AgentToServer,
         device_id: impl FnOnce() -> Option<Result<String, NonUtf8Header>>,
@@ -136,7 +136,7 @@ impl Exchange {
                 }
                 // A concurrent first message of the same uid won; its state stays and this
                 // answer (the same full config) is still right.
-                Err(Refused::Exists(_)) => {}
+                Err(Refused::Exists) => {}
                 Err(Refused::Full) => return self.over_capacity(outcome.response.instance_uid),
             }
         }
@@ -177,7 +177,7 @@ impl Exchange {
     }
 
     /// Drop agents that went silent and handle their resources.
-    pub fn sweep(&self, stale_after: Duration) -> usize {
+    pub(crate) fn sweep(&self, stale_after: Duration) -> usize {
         let expired = self.registry.sweep(Instant::now(), stale_after);
         for state in &expired {
             tracing::info!(uid = %uid_display(&state.instance_uid), "agent expired: no message within {stale_after:?}");

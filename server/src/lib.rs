@@ -97,20 +97,28 @@
 //!   CronJob names its Jobs), else the Job itself: mapping every Job to a CronJob would
 //!   misname plain Jobs.
 
-pub mod admin;
+#![warn(unreachable_pub)]
+
+mod admin;
 pub mod config_source;
-pub mod exchange;
+mod exchange;
 pub mod identity;
 pub mod kube;
 pub mod kubelet;
-pub mod liveness;
-pub mod metrics;
+mod liveness;
+mod metrics;
 pub mod protocol;
-pub mod registry;
+mod registry;
 mod server;
 pub mod settings;
 pub mod store;
-pub mod transport;
+mod transport;
 
-pub use server::{RunningServer, Server, ServerBuilder, StartError};
+pub use server::{InProcess, RunningServer, Server, ServerBuilder, StartError};
 pub use settings::Settings;
+/// The path agents post to.
+pub use transport::OPAMP_PATH;
+/// `Content-Type` of every protobuf request and answer.
+pub use transport::negotiation::PROTOBUF;
+/// Whether a request's `Accept-Encoding` allows a gzipped answer (q-values honoured).
+pub use transport::negotiation::accepts_gzip;

@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 use crate::exchange::Exchange;
 
 /// Sweep every `period`, dropping agents silent for `stale_after`, until `stop` turns true.
-pub fn spawn(
+pub(crate) fn spawn(
     exchange: Arc<Exchange>,
     period: Duration,
     stale_after: Duration,

@@ -15,7 +15,7 @@ use crate::protocol::Answer;
 use crate::store::BackendStats;
 
 /// `Content-Type` of `/metrics`.
-pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
+pub(crate) const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// Handling latency buckets in seconds: 25 µs to 1 s; handling is normally sub-millisecond.
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -44,7 +44,7 @@ struct ReasonLabel {
 }
 
 /// All metrics; cheap to update from any thread.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<OutcomeLabel, Counter>,
     connected_agents: Gauge,
@@ -99,7 +99,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut registry = Registry::with_prefix("odigos_opamp");
         let requests = Family::<OutcomeLabel, Counter>::default();
         let connected_agents = Gauge::default();
@@ -166,26 +166,26 @@ impl Metrics {
     }
 
     /// Count one handled request by its answer, with its handling time.
-    pub fn request(&self, answer: Answer, elapsed: Duration) {
+    pub(crate) fn request(&self, answer: Answer, elapsed: Duration) {
         self.count(answer);
         self.handling_seconds.observe(elapsed.as_secs_f64());
     }
 
     /// Count an answer that had no handling to time (routing and connection refusals).
-    pub fn count(&self, answer: Answer) {
+    pub(crate) fn count(&self, answer: Answer) {
         let outcome = answer.label();
         self.requests.get_or_create(&OutcomeLabel { outcome }).inc();
     }
 
     /// Count one store operation (`apply` or `delete`).
-    pub fn store_write(&self, operation: &'static str) {
+    pub(crate) fn store_write(&self, operation: &'static str) {
         self.store_writes
             .get_or_create(&OperationLabel { operation })
             .inc();
     }
 
     /// Count one failed identity resolution.
-    pub fn resolution_failure(&self, reason: &'static str) {
+    pub(crate) fn resolution_failure(&self, reason: &'static str) {
         self.resolution_failures
             .get_or_create(&ReasonLabel { reason })
             .inc();
@@ -194,7 +194,7 @@ impl Metrics {
     /// Render in the Prometheus text format, with the current number of agents and, for a
     /// store with a backend, its request counters (the `store_backend_*` metrics stay at
     /// zero without one).
-    pub fn render(&self, connected_agents: usize, backend: Option<BackendStats>) -> String {
+    pub(crate) fn render(&self, connected_agents: usize, backend: Option<BackendStats>) -> String {
         self.connected_agents
             .set(i64::try_from(connected_agents).unwrap_or(i64::MAX));
         if let Some(stats) = backend {

@@ -16,7 +16,7 @@ use crate::protocol::instance::{InstanceKey, instance_key};
 
 /// One agent's state and when it was last heard from.
 #[derive(Debug)]
-pub struct Slot {
+pub(crate) struct Slot {
     /// The agent's resource key; fixed at registration (identity and pid never change).
     key: InstanceKey,
     inner: Mutex<SlotState>,
@@ -24,7 +24,7 @@ pub struct Slot {
 
 /// The contents of a [`Slot`].
 #[derive(Debug)]
-pub struct SlotState {
+pub(crate) struct SlotState {
     pub state: AgentState,
     /// Monotonic time of the last message, for liveness.
     pub last_seen: Instant,
@@ -38,14 +38,14 @@ pub struct SlotState {
 impl Slot {
     /// Lock the slot. A panic while locked cannot leave the state half-written in a way
     /// that matters more than losing the agent, so poisoning is ignored.
-    pub fn lock(&self) -> MutexGuard<'_, SlotState> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, SlotState> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 /// All known agents, at most `max_agents` of them.
 #[derive(Debug)]
-pub struct Registry {
+pub(crate) struct Registry {
     agents: DashMap<Box<[u8]>, Arc<Slot>>,
     /// Which uid holds each resource key, so a new agent's claim is checked without a scan.
     holders: DashMap<InstanceKey, Box<[u8]>>,
@@ -56,9 +56,9 @@ pub struct Registry {
 
 /// Why [`Registry::insert`] did not add an agent.
 #[derive(Debug)]
-pub enum Refused {
-    /// Another request added the same uid first: its slot.
-    Exists(Arc<Slot>),
+pub(crate) enum Refused {
+    /// Another request added the same uid first.
+    Exists,
     /// The registry holds `max_agents` agents.
     Full,
 }
@@ -70,13 +70,8 @@ impl Default for Registry {
 }
 
 impl Registry {
-    /// A registry without a cap.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// A registry that refuses new agents once it holds `max_agents`.
-    pub fn with_max_agents(max_agents: usize) -> Self {
+    pub(crate) fn with_max_agents(max_agents: usize) -> Self {
         Registry {
             agents: DashMap::new(),
             holders: DashMap::new(),
@@ -86,18 +81,18 @@ impl Registry {
     }
 
     /// Whether a new agent would be refused now.
-    pub fn is_full(&self) -> bool {
+    pub(crate) fn is_full(&self) -> bool {
         self.count.load(Ordering::Acquire) >= self.max_agents
     }
 
     /// The slot of a known uid.
-    pub fn get(&self, uid: &[u8]) -> Option<Arc<Slot>> {
+    pub(crate) fn get(&self, uid: &[u8]) -> Option<Arc<Slot>> {
         self.agents.get(uid).map(|slot| Arc::clone(&slot))
     }
 
     /// Add a new agent. When another request added the same uid first, or the registry is
     /// full, this state is dropped.
-    pub fn insert(
+    pub(crate) fn insert(
         &self,
         state: AgentState,
         device_id: Option<Box<str>>,
@@ -107,7 +102,7 @@ impl Registry {
             .agents
             .entry(state.instance_uid.clone().into_boxed_slice())
         {
-            Entry::Occupied(existing) => Err(Refused::Exists(Arc::clone(existing.get()))),
+            Entry::Occupied(_) => Err(Refused::Exists),
             Entry::Vacant(vacant) => {
                 let reserved = self
                     .count
@@ -138,7 +133,7 @@ impl Registry {
     }
 
     /// Drop an agent whose slot was already marked gone.
-    pub fn remove(&self, uid: &[u8], slot: &Arc<Slot>) {
+    pub(crate) fn remove(&self, uid: &[u8], slot: &Arc<Slot>) {
         let removed = self
             .agents
             .remove_if(uid, |_, current| Arc::ptr_eq(current, slot));
@@ -150,17 +145,16 @@ impl Registry {
     }
 
     /// Number of known agents.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.count.load(Ordering::Acquire)
     }
 
-    /// Whether no agent is known.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The live agent other than `uid` that holds resource `key`, if any.
-    pub fn holder_of(&self, key: &InstanceKey, uid: &[u8]) -> Option<(Box<[u8]>, Arc<Slot>)> {
+    pub(crate) fn holder_of(
+        &self,
+        key: &InstanceKey,
+        uid: &[u8],
+    ) -> Option<(Box<[u8]>, Arc<Slot>)> {
         let holder = self.holders.get(key).map(|h| h.value().clone())?;
         if &*holder == uid {
             return None;
@@ -173,7 +167,7 @@ impl Registry {
     }
 
     /// Remove every agent not heard from for `stale_after`, returning their last states.
-    pub fn sweep(&self, now: Instant, stale_after: Duration) -> Vec<AgentState> {
+    pub(crate) fn sweep(&self, now: Instant, stale_after: Duration) -> Vec<AgentState> {
         let candidates: Vec<(Box<[u8]>, Arc<Slot>)> = self
             .agents
             .iter()
@@ -196,7 +190,7 @@ impl Registry {
     }
 
     /// A copy of every agent's state, sorted by uid (for `GET /agents`).
-    pub fn snapshot(&self) -> Vec<AgentState> {
+    pub(crate) fn snapshot(&self) -> Vec<AgentState> {
         let slots: Vec<Arc<Slot>> = self.agents.iter().map(|e| Arc::clone(e.value())).collect();
         let mut states: Vec<AgentState> = slots
             .iter()

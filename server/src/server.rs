@@ -17,15 +17,16 @@ use tokio::task::JoinHandle;
 use crate::admin::{self, AdminState};
 use crate::config_source::{ConfigSource, MemoryConfigSource};
 use crate::exchange::Exchange;
-use crate::identity::{DeviceTable, Identity, StaticTableIdentity};
+use crate::identity::{DeviceTable, Identity, NonUtf8Header, StaticTableIdentity};
 use crate::metrics::Metrics;
-use crate::protocol::AgentState;
+use crate::protocol::{AgentState, Outcome};
 use crate::registry::Registry;
 use crate::settings::{Settings, SettingsError};
 use crate::store::{InstanceStore, MemoryStore};
 use crate::transport::serve::Limits;
 use crate::transport::{self, AgentService};
 use crate::{liveness, transport::OPAMP_PATH};
+use odigos_opamp_proto::opamp::proto::AgentToServer;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -86,16 +87,21 @@ impl ServerBuilder {
         self
     }
 
-    /// Bind every listener, then serve in background tasks. Must run inside a Tokio runtime.
-    pub async fn start(self) -> Result<RunningServer, StartError> {
-        let settings = self.settings;
-        settings.validate()?;
-        let agent_listener = bind_tcp("agent", settings.listen).await?;
-        let admin_listener = bind_tcp("admin", settings.admin_listen).await?;
-        let unix_listener = settings.unix_socket.as_deref().map(bind_unix).transpose()?;
-        let agent_addr = local_addr("agent", settings.listen, &agent_listener)?;
-        let admin_addr = local_addr("admin", settings.admin_listen, &admin_listener)?;
+    /// The agent listener's request handling alone: no listener, no liveness sweeper, no
+    /// admin listener. For benchmarks and fuzzers that drive it in process.
+    pub fn in_process(self) -> Result<InProcess, StartError> {
+        self.settings.validate()?;
+        let (exchange, service) = self.edges();
+        Ok(InProcess {
+            exchange,
+            router: transport::router(service),
+        })
+    }
 
+    /// The shared state behind the agent listeners, with the embedded defaults for the edges
+    /// that were not given.
+    fn edges(self) -> (Arc<Exchange>, Arc<AgentService>) {
+        let settings = self.settings;
         let identity = self
             .identity
             .unwrap_or_else(|| Arc::new(StaticTableIdentity::new(DeviceTable::default())));
@@ -115,6 +121,20 @@ impl ServerBuilder {
             max_body_bytes: settings.max_body_bytes,
             gzip_min_bytes: settings.gzip_min_bytes,
         });
+        (exchange, service)
+    }
+
+    /// Bind every listener, then serve in background tasks. Must run inside a Tokio runtime.
+    pub async fn start(self) -> Result<RunningServer, StartError> {
+        let settings = self.settings.clone();
+        settings.validate()?;
+        let agent_listener = bind_tcp("agent", settings.listen).await?;
+        let admin_listener = bind_tcp("admin", settings.admin_listen).await?;
+        let unix_listener = settings.unix_socket.as_deref().map(bind_unix).transpose()?;
+        let agent_addr = local_addr("agent", settings.listen, &agent_listener)?;
+        let admin_addr = local_addr("admin", settings.admin_listen, &admin_listener)?;
+
+        let (exchange, service) = self.edges();
         let shutting_down = Arc::new(AtomicBool::new(false));
         let admin_state = Arc::new(AdminState {
             exchange: Arc::clone(&exchange),
@@ -172,6 +192,30 @@ impl ServerBuilder {
             admin_task,
             sweeper,
         })
+    }
+}
+
+/// The agent listener's request handling, in process ([`ServerBuilder::in_process`]).
+pub struct InProcess {
+    exchange: Arc<Exchange>,
+    router: axum::Router,
+}
+
+impl InProcess {
+    /// The agent listener's routes (`POST /v1/opamp`, and its 404 and 405), as a tower
+    /// service: the same handling as over a socket, minus the connection bounds.
+    pub fn router(&self) -> axum::Router {
+        self.router.clone()
+    }
+
+    /// One decoded message, as the router hands it on; `device_id` reads the
+    /// `X-Odigos-DeviceId` header, and is called only when the message needs it.
+    pub async fn handle(
+        &self,
+        msg: AgentToServer,
+        device_id: impl FnOnce() -> Option<Result<String, NonUtf8Header>>,
+    ) -> Outcome {
+        self.exchange.handle(msg, device_id).await
     }
 }
 

@@ -13,8 +13,8 @@ use odigos_opamp_server::config_source::{
 };
 use odigos_opamp_server::identity::{DeviceTable, NonUtf8Header, StaticTableIdentity};
 use odigos_opamp_server::protocol::{
-    self, Admission, AgentState, Context, Effect, Outcome, SERVER_CAPABILITIES,
-    instance, remote_config,
+    self, Admission, AgentState, Context, Effect, Outcome, SERVER_CAPABILITIES, instance,
+    remote_config,
 };
 use prost::Message;
 
@@ -54,10 +54,7 @@ pub enum Step {
     /// The liveness sweeper drops pool agent `n`.
     Expire(u8),
     /// A workload's `InstrumentationConfig` changes.
-    Config {
-        workload: u8,
-        config: Config,
-    },
+    Config { workload: u8, config: Config },
 }
 
 /// The registry stand-in: states by uid, and what the harness remembers of each uid.

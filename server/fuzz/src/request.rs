@@ -15,13 +15,11 @@ use flate2::write::GzEncoder;
 use http_body_util::BodyExt;
 use odigos_opamp_proto::opamp::proto::{AgentToServer, ServerToAgent};
 use odigos_opamp_server::config_source::MemoryConfigSource;
-use odigos_opamp_server::exchange::Exchange;
 use odigos_opamp_server::identity::{DeviceTable, StaticTableIdentity};
-use odigos_opamp_server::metrics::Metrics;
+use odigos_opamp_server::protocol::Answer;
 use odigos_opamp_server::protocol::SERVER_CAPABILITIES;
-use odigos_opamp_server::registry::Registry;
 use odigos_opamp_server::store::MemoryStore;
-use odigos_opamp_server::transport::{self, AgentService, negotiation};
+use odigos_opamp_server::{OPAMP_PATH, Server, Settings, accepts_gzip};
 use prost::Message;
 use tower::ServiceExt;
 
@@ -30,8 +28,10 @@ use crate::model::{DEVICE_IDS, DEVICES, Msg};
 /// Small, so the 413 paths are reached with small inputs too.
 const MAX_BODY: usize = 16 * 1024;
 
-/// Every status the agent listener documents (lib.rs, SECURITY.md).
-const DOCUMENTED: [u16; 10] = [200, 400, 401, 404, 405, 408, 409, 413, 415, 503];
+/// Whether the agent listener documents this status (protocol::Answer, the README's table).
+fn documented(status: u16) -> bool {
+    Answer::ALL.iter().any(|a| a.status_code() == status)
+}
 
 #[derive(Arbitrary, Debug)]
 pub enum Payload {
@@ -114,20 +114,22 @@ pub fn run(cases: Vec<Case>) {
 
 fn router() -> axum::Router {
     let table = DeviceTable::from_yaml(DEVICES).expect("fuzz device table");
-    let exchange = Arc::new(Exchange {
-        registry: Arc::new(Registry::new()),
-        identity: Arc::new(StaticTableIdentity::new(table).trust_self_reported(true)),
-        config: Arc::new(MemoryConfigSource::new()),
-        store: Arc::new(MemoryStore::new()),
-        metrics: Arc::new(Metrics::new()),
+    let settings = Settings {
         node_name: "fuzz-node".into(),
         heartbeat_interval: Duration::from_secs(30),
-    });
-    transport::router(Arc::new(AgentService {
-        exchange,
         max_body_bytes: MAX_BODY,
         gzip_min_bytes: 64,
-    }))
+        ..Settings::default()
+    };
+    Server::builder(settings)
+        .identity(Arc::new(
+            StaticTableIdentity::new(table).trust_self_reported(true),
+        ))
+        .config_source(Arc::new(MemoryConfigSource::new()))
+        .store(Arc::new(MemoryStore::new()))
+        .in_process()
+        .expect("valid settings")
+        .router()
 }
 
 async fn one(router: &axum::Router, case: Case, seq: u64) {
@@ -223,11 +225,8 @@ async fn check(
     plain_request: &[u8],
 ) {
     let status = response.status();
-    assert!(
-        DOCUMENTED.contains(&status.as_u16()),
-        "undocumented status {status}"
-    );
-    if path != transport::OPAMP_PATH {
+    assert!(documented(status.as_u16()), "undocumented status {status}");
+    if path != OPAMP_PATH {
         assert_eq!(status, StatusCode::NOT_FOUND);
         return;
     }
@@ -239,7 +238,7 @@ async fn check(
     let gzipped = headers.get("content-encoding").is_some();
     if gzipped {
         assert!(
-            negotiation::accepts_gzip(request_headers),
+            accepts_gzip(request_headers),
             "gzip the client did not accept"
         );
     }

@@ -196,11 +196,6 @@ impl KubeConfigSource {
         (Arc::new(source), task)
     }
 
-    /// The watch has delivered its first complete list.
-    pub fn is_synced(&self) -> bool {
-        self.status.is_synced()
-    }
-
     /// The watch's status (for readiness).
     pub fn watch_status(&self) -> Arc<WatchStatus> {
         Arc::clone(&self.status)

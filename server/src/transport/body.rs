@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 /// Why a body could not be read.
 #[derive(Debug, thiserror::Error)]
-pub enum BodyError {
+pub(crate) enum BodyError {
     #[error("request body exceeds {limit} bytes (after decompression)")]
     TooLarge { limit: usize },
     #[error("unsupported Content-Encoding {0:?}: send gzip or no encoding")]
@@ -24,7 +24,11 @@ pub enum BodyError {
 }
 
 /// Read the whole body, decompressing gzip, holding at most `limit` bytes of content.
-pub async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, BodyError> {
+pub(crate) async fn read(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, BodyError> {
     let gzip = match headers
         .get(CONTENT_ENCODING)
         .map(|v| v.to_str().map(str::trim))
@@ -58,7 +62,7 @@ pub async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes
 
 /// Decompress gzip (one or more members) into a buffer whose capacity never exceeds
 /// `limit`: growth is capped, and one byte past the limit is an error.
-pub fn inflate(compressed: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
+pub(crate) fn inflate(compressed: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
     let mut decoder = MultiGzDecoder::new(compressed);
     let mut out: Vec<u8> = Vec::new();
     let mut chunk = [0u8; 16 * 1024];

@@ -1,8 +1,8 @@
 //! The agent listener's HTTP surface (docs/protocol.md §2): `POST /v1/opamp` and nothing else.
 
-pub mod body;
-pub mod negotiation;
-pub mod serve;
+pub(crate) mod body;
+pub(crate) mod negotiation;
+pub(crate) mod serve;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,7 +27,7 @@ use negotiation::PROTOBUF;
 pub const OPAMP_PATH: &str = "/v1/opamp";
 
 /// What the agent listeners share.
-pub struct AgentService {
+pub(crate) struct AgentService {
     pub exchange: Arc<Exchange>,
     /// Largest accepted body, after decompression.
     pub max_body_bytes: usize,
@@ -36,7 +36,7 @@ pub struct AgentService {
 }
 
 /// The agent listener's router: `POST /v1/opamp`, 405 for other methods, 404 elsewhere.
-pub fn router(service: Arc<AgentService>) -> Router {
+pub(crate) fn router(service: Arc<AgentService>) -> Router {
     Router::new()
         .route(OPAMP_PATH, post(opamp).fallback(method_not_allowed))
         .fallback(not_found)
@@ -135,7 +135,7 @@ async fn not_found(State(service): State<Arc<AgentService>>) -> Response {
 }
 
 /// The HTTP status of an answer.
-pub fn status_of(answer: Answer) -> StatusCode {
+pub(crate) fn status_of(answer: Answer) -> StatusCode {
     StatusCode::from_u16(answer.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
@@ -145,7 +145,7 @@ fn text_answer(answer: Answer, text: String) -> (Answer, Response) {
 }
 
 /// A plain-text error response.
-pub fn text_response(status: StatusCode, text: String) -> Response {
+pub(crate) fn text_response(status: StatusCode, text: String) -> Response {
     (
         status,
         [(

@@ -12,7 +12,7 @@ pub const PROTOBUF: &str = "application/x-protobuf";
 
 /// Whether the request declares a protobuf body. Lenient: surrounding whitespace (the
 /// Odigos Node agent sends a leading space), parameters and letter case are ignored.
-pub fn is_protobuf(headers: &HeaderMap) -> bool {
+pub(crate) fn is_protobuf(headers: &HeaderMap) -> bool {
     let Some(value) = headers.get(CONTENT_TYPE) else {
         return false;
     };
@@ -54,7 +54,7 @@ fn quality(param: &str) -> Option<f32> {
 }
 
 /// Gzip `data` quickly (responses are small; latency matters more than ratio).
-pub fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
+pub(crate) fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut encoder = GzEncoder::new(Vec::with_capacity(data.len() / 2 + 32), Compression::fast());
     encoder.write_all(data)?;
     encoder.finish()

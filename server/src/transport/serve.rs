@@ -28,7 +28,7 @@ use crate::protocol::Answer;
 
 /// The bounds of one listener (or of several sharing `connections`).
 #[derive(Clone)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Open connections allowed; the ones past it get 503 and are closed.
     pub connections: Arc<Semaphore>,
     /// Requests handled at once; the others wait (within `request_timeout`).
@@ -62,7 +62,7 @@ const MAX_REFUSALS_IN_FLIGHT: usize = 64;
 
 /// Serve `router` until `stop` turns true (or its sender is dropped), then stop accepting,
 /// let open connections finish their current request, and return when all are closed.
-pub async fn serve<L>(
+pub(crate) async fn serve<L>(
     mut listener: L,
     router: Router,
     limits: Limits,

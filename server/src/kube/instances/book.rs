@@ -9,7 +9,7 @@ use crate::protocol::InstanceRecord;
 use crate::store::PodCap;
 
 #[derive(Debug, Default)]
-pub struct Book {
+pub(super) struct Book {
     /// Boxed: B-tree nodes hold 11 entries, mostly empty, and a record is ~350 bytes.
     records: BTreeMap<ResourceRef, Box<InstanceRecord>>,
     pods: PodCap<ResourceRef>,
@@ -19,7 +19,7 @@ pub struct Book {
 impl Book {
     /// An agent's record was applied. Returns the pod's least recently applied resource
     /// when the pod is now over the cap: the caller deletes it.
-    pub fn applied(&mut self, record: &InstanceRecord) -> Option<ResourceRef> {
+    pub(super) fn applied(&mut self, record: &InstanceRecord) -> Option<ResourceRef> {
         let resource = ResourceRef::of(record);
         self.claimed.insert(resource.clone());
         self.records
@@ -32,7 +32,7 @@ impl Book {
     }
 
     /// A resource is being deleted (by an agent's disconnect or expiry, or the resync).
-    pub fn deleted(&mut self, resource: &ResourceRef, pod: Option<&str>, claim: bool) {
+    pub(super) fn deleted(&mut self, resource: &ResourceRef, pod: Option<&str>, claim: bool) {
         if claim {
             self.claimed.insert(resource.clone());
         }
@@ -42,7 +42,7 @@ impl Book {
 
     /// A resource found at start-up: counted for its pod's cap as the oldest, unless an
     /// agent already touched it.
-    pub fn listed(&mut self, resource: &ResourceRef, pod: Option<&str>) {
+    pub(super) fn listed(&mut self, resource: &ResourceRef, pod: Option<&str>) {
         if self.claimed.contains(resource) {
             return;
         }
@@ -55,7 +55,7 @@ impl Book {
     /// Forget the resources of pods for which `pod_exists` says no (their resources are
     /// garbage-collected with them), returning them. Keeps the book from growing with the
     /// resources deliberately kept (unhealthy disconnects, lost connections) of pods long gone.
-    pub fn prune(&mut self, pod_exists: impl Fn(&str, &str) -> bool) -> Vec<ResourceRef> {
+    pub(super) fn prune(&mut self, pod_exists: impl Fn(&str, &str) -> bool) -> Vec<ResourceRef> {
         let forgotten = self.pods.retain_pods(pod_exists);
         for resource in &forgotten {
             self.records.remove(resource);
@@ -65,12 +65,12 @@ impl Book {
     }
 
     /// Whether an agent applied or deleted the resource since start.
-    pub fn is_claimed(&self, resource: &ResourceRef) -> bool {
+    pub(super) fn is_claimed(&self, resource: &ResourceRef) -> bool {
         self.claimed.contains(resource)
     }
 
     /// The latest record of every resource that agents currently have.
-    pub fn records(&self) -> Vec<InstanceRecord> {
+    pub(super) fn records(&self) -> Vec<InstanceRecord> {
         self.records
             .values()
             .map(|r| InstanceRecord::clone(r))

@@ -136,11 +136,6 @@ impl KubeStore {
         forgotten.len()
     }
 
-    /// The resync's report, once it has run.
-    pub fn resync_report(&self) -> Option<ResyncReport> {
-        *self.resync.borrow()
-    }
-
     /// Resolves with the resync's report when it has run (never, without a resync).
     pub async fn resync_finished(&self) -> ResyncReport {
         let mut rx = self.resync.subscribe();

@@ -47,7 +47,7 @@ struct Listed {
 }
 
 /// Run the resync for `store`, which started at `started`. Ends when done.
-pub async fn run(store: Arc<KubeStore>, started: Instant, grace: Duration) -> ResyncReport {
+pub(super) async fn run(store: Arc<KubeStore>, started: Instant, grace: Duration) -> ResyncReport {
     let listed = list_until_answered(&store).await;
     seed(&store, &listed);
     tokio::time::sleep_until(started + grace).await;

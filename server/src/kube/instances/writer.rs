@@ -28,21 +28,21 @@ const OUTAGE_MAX: Duration = Duration::from_secs(5);
 
 /// One queued operation.
 #[derive(Debug)]
-pub enum Op {
+pub(super) enum Op {
     Apply(Box<InstanceRecord>),
     Delete,
 }
 
 /// What the API server holds for a resource, as far as we know.
 #[derive(Clone, Debug, Default)]
-pub struct Written {
+pub(super) struct Written {
     pub object: Option<ObjectShape>,
     pub status: Option<StatusDigest>,
 }
 
 /// Counters of API requests and skipped writes.
 #[derive(Debug, Default)]
-pub struct Counters {
+pub(super) struct Counters {
     pub object_applies: AtomicU64,
     pub status_applies: AtomicU64,
     pub deletes: AtomicU64,
@@ -62,7 +62,7 @@ enum Failure {
 }
 
 /// Shared by the workers: the API, what was written, and the outage pause.
-pub struct Writer {
+pub(super) struct Writer {
     pub client: kube::Client,
     pub node: String,
     pub request_timeout: Duration,
@@ -72,7 +72,7 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn new(client: kube::Client, node: String, request_timeout: Duration) -> Self {
+    pub(super) fn new(client: kube::Client, node: String, request_timeout: Duration) -> Self {
         Writer {
             client,
             node,
@@ -83,7 +83,7 @@ impl Writer {
         }
     }
 
-    pub fn written(&self) -> MutexGuard<'_, HashMap<ResourceRef, Written>> {
+    pub(super) fn written(&self) -> MutexGuard<'_, HashMap<ResourceRef, Written>> {
         self.written.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -92,7 +92,7 @@ impl Writer {
     }
 
     /// Take operations from `queue` and carry them out, until the task is aborted.
-    pub async fn run(self: Arc<Self>, queue: Arc<CoalescingQueue<ResourceRef, Op>>) {
+    pub(super) async fn run(self: Arc<Self>, queue: Arc<CoalescingQueue<ResourceRef, Op>>) {
         loop {
             let taken = queue.next().await;
             // Checked after taking: a worker waiting for work must not skip a pause set

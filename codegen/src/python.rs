@@ -11,15 +11,13 @@
 //! protoc comes from a pinned `grpcio-tools` (`python -m grpc_tools.protoc`),
 //! because the protoc version decides the runtime the code demands.
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use prost::Message;
 use prost_types::FileDescriptorSet;
 use prost_types::compiler::CodeGeneratorRequest;
 
 use crate::plugin::{GeneratedFile, Parameters};
+use crate::protoc::{self, ProtocError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PythonGenError {
@@ -29,25 +27,8 @@ pub enum PythonGenError {
     UnknownParameters(Vec<String>),
     #[error("package={0:?} is not a plain Python package directory name")]
     BadPackage(String),
-    #[error("temporary directory: {0}")]
-    TempDir(std::io::Error),
-    #[error(
-        "could not start {python:?} -m grpc_tools.protoc: {source}; run `cargo xtask generate`, which installs the pinned grpcio-tools into .tools/"
-    )]
-    Spawn {
-        python: String,
-        source: std::io::Error,
-    },
-    #[error("grpc_tools.protoc failed ({status}):\n{stderr}")]
-    Protoc {
-        status: std::process::ExitStatus,
-        stderr: String,
-    },
-    #[error("reading protoc output {path}: {source}")]
-    ReadOutput {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Protoc(#[from] ProtocError),
 }
 
 pub fn generate(request: &CodeGeneratorRequest) -> Result<Vec<GeneratedFile>, PythonGenError> {
@@ -69,32 +50,14 @@ pub fn generate(request: &CodeGeneratorRequest) -> Result<Vec<GeneratedFile>, Py
     }
 
     let (descriptors, to_generate) = under_package(request, &package);
-
-    let work = tempfile::tempdir().map_err(PythonGenError::TempDir)?;
-    let descriptor_path = work.path().join("descriptors.binpb");
-    std::fs::write(&descriptor_path, descriptors.encode_to_vec())
-        .map_err(PythonGenError::TempDir)?;
-    let out = work.path().join("out");
-    std::fs::create_dir(&out).map_err(PythonGenError::TempDir)?;
-
-    let output = Command::new(&python)
-        .args(["-m", "grpc_tools.protoc"])
-        .arg(format!("--descriptor_set_in={}", descriptor_path.display()))
-        .arg(format!("--python_out={}", out.display()))
-        .arg(format!("--pyi_out={}", out.display()))
-        .args(&to_generate)
-        .output()
-        .map_err(|source| PythonGenError::Spawn {
-            python: python.clone(),
-            source,
-        })?;
-    if !output.status.success() {
-        return Err(PythonGenError::Protoc {
-            status: output.status,
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        });
-    }
-    collect(&out)
+    let mut grpc_tools = Command::new(&python);
+    grpc_tools.args(["-m", "grpc_tools.protoc"]);
+    Ok(protoc::generate(
+        grpc_tools,
+        &descriptors,
+        &to_generate,
+        &["python", "pyi"],
+    )?)
 }
 
 /// The request's files renamed under `package/`, and the renamed names to
@@ -123,46 +86,6 @@ fn under_package(
         .collect();
     let to_generate = request.file_to_generate.iter().map(|n| rename(n)).collect();
     (FileDescriptorSet { file: files }, to_generate)
-}
-
-fn collect(root: &Path) -> Result<Vec<GeneratedFile>, PythonGenError> {
-    let mut found = BTreeSet::new();
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|source| PythonGenError::ReadOutput {
-            path: dir.clone(),
-            source,
-        })?;
-        for entry in entries {
-            let path = entry
-                .map_err(|source| PythonGenError::ReadOutput {
-                    path: dir.clone(),
-                    source,
-                })?
-                .path();
-            if path.is_dir() {
-                pending.push(path)
-            } else {
-                found.insert(path);
-            }
-        }
-    }
-    found
-        .into_iter()
-        .map(|path| {
-            let content =
-                std::fs::read_to_string(&path).map_err(|source| PythonGenError::ReadOutput {
-                    path: path.clone(),
-                    source,
-                })?;
-            let name = path
-                .strip_prefix(root)
-                .unwrap_or(&path)
-                .to_string_lossy()
-                .replace('\\', "/");
-            Ok(GeneratedFile { name, content })
-        })
-        .collect()
 }
 
 #[cfg(test)]

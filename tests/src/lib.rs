@@ -2,7 +2,7 @@
 //!
 //! - [`descriptor`]: proto/ against the reference descriptors it must match.
 //! - [`vectors`]: the golden vectors in `tests/vectors/` and the Rust codec for them.
-//! - [`langs`]: the Go, Python and JavaScript programs that encode and decode
+//! - [`langs`]: the Go, Python, JavaScript and Java programs that encode and decode
 //!   the vectors with each language's generated code, and how to run them.
 //! - [`interop`]: our agents (Go, Python, JavaScript, Rust) and three
 //!   third-party OpAMP clients against the server, through a recording tap.

@@ -1,8 +1,10 @@
 //! Each language's own round-trip test over the vectors (JSON → bytes →
 //! message → JSON, and bytes → bytes), run from here so that `cargo test`
-//! covers Go, Python and JavaScript too, at every runtime version.
+//! covers Go, Python, JavaScript and Java too, at every runtime version.
 
-use odigos_opamp_tests::langs::{GO_PROTOBUF, PROTOBUF_ES, PYTHON_PROTOBUF, Runtime};
+use odigos_opamp_tests::langs::{
+    GO_PROTOBUF, PROTOBUF_ES, PROTOBUF_JAVA, PYTHON_PROTOBUF, Runtime,
+};
 use odigos_opamp_tests::vectors;
 
 fn vector_count() -> usize {
@@ -49,6 +51,20 @@ fn javascript_round_trip_on_the_lowest_allowed_runtime() {
 fn javascript_round_trip_on_the_newest_runtime() {
     round_trip(Runtime::JavaScript {
         protobuf_es: PROTOBUF_ES[1],
+    });
+}
+
+#[test]
+fn java_round_trip_on_the_runtime_gen_java_builds_against() {
+    round_trip(Runtime::Java {
+        protobuf_java: PROTOBUF_JAVA[0],
+    });
+}
+
+#[test]
+fn java_round_trip_on_the_newest_runtime() {
+    round_trip(Runtime::Java {
+        protobuf_java: PROTOBUF_JAVA[1],
     });
 }
 
@@ -106,6 +122,17 @@ fn the_committed_manifests_pin_the_runtimes_under_test() {
             protobuf_es,
             "{}",
             manifest.display()
+        );
+    }
+    // Java: one build, the version set per run; the committed poms default to
+    // the runtime gen/java is built against.
+    for pom in ["gen/java/pom.xml", "tests/java/vectors/pom.xml"] {
+        let text = std::fs::read_to_string(xtask::workspace_root().join(pom)).unwrap();
+        let default = format!("<protobuf.version>{}</protobuf.version>", PROTOBUF_JAVA[0]);
+        assert_eq!(
+            text.matches(&default).count(),
+            1,
+            "{pom} must declare {default}"
         );
     }
 }

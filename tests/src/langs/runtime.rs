@@ -19,6 +19,14 @@ pub const PYTHON_PROTOBUF: [&str; 2] = ["5.29.6", "7.36.2"];
 /// npm `@bufbuild/protobuf`: the lowest version gen/js allows (^2.11.0) and the
 /// newest. One npm project each: `tests/js/protobuf-es-<v>/`.
 pub const PROTOBUF_ES: [&str; 2] = ["2.11.0", "2.17.0"];
+/// Maven `com.google.protobuf:protobuf-java` (and protobuf-java-util at the same
+/// version): the one gen/java/pom.xml builds against (protoc 29.0's line) and the
+/// newest 4.x. The harness passes it to Maven as `-Dprotobuf.version`.
+pub const PROTOBUF_JAVA: [&str; 2] = [xtask::pins::PROTOBUF_JAVA, "4.36.2"];
+
+/// Classes of the Java programs (`tests/java/vectors`).
+const JAVA_EXCHANGE: &str = "io.odigos.opamp.vectors.Vectors";
+const JAVA_ROUND_TRIP: &str = "io.odigos.opamp.vectors.RoundTripTest";
 
 /// The JavaScript files laid out next to each runtime's node_modules.
 const JS_PROGRAMS: [&str; 4] = [
@@ -50,6 +58,8 @@ pub enum LangError {
         detail: String,
         output: String,
     },
+    #[error("{runtime} has no agent program: tests/java holds only the vector programs")]
+    NoAgent { runtime: String },
 }
 
 /// One language at one protobuf runtime version.
@@ -58,6 +68,7 @@ pub enum Runtime {
     Go,
     Python { protobuf: &'static str },
     JavaScript { protobuf_es: &'static str },
+    Java { protobuf_java: &'static str },
 }
 
 impl fmt::Display for Runtime {
@@ -68,6 +79,7 @@ impl fmt::Display for Runtime {
             Runtime::JavaScript { protobuf_es } => {
                 write!(f, "javascript (@bufbuild/protobuf {protobuf_es})")
             }
+            Runtime::Java { protobuf_java } => write!(f, "java (protobuf-java {protobuf_java})"),
         }
     }
 }
@@ -79,8 +91,8 @@ struct Prepared {
     /// The language's own round-trip test.
     round_trip: Command,
     /// The Odigos agent played on this language's generated code
-    /// (`crate::interop::agent_protocol`).
-    agent: Command,
+    /// (`crate::interop::agent_protocol`), where the language has one.
+    agent: Option<Command>,
 }
 
 impl Runtime {
@@ -89,6 +101,7 @@ impl Runtime {
         let mut all = vec![Runtime::Go];
         all.extend(PYTHON_PROTOBUF.map(|protobuf| Runtime::Python { protobuf }));
         all.extend(PROTOBUF_ES.map(|protobuf_es| Runtime::JavaScript { protobuf_es }));
+        all.extend(PROTOBUF_JAVA.map(|protobuf_java| Runtime::Java { protobuf_java }));
         all
     }
 
@@ -98,15 +111,17 @@ impl Runtime {
             Runtime::Go => GO_PROTOBUF,
             Runtime::Python { protobuf } => protobuf,
             Runtime::JavaScript { protobuf_es } => protobuf_es,
+            Runtime::Java { protobuf_java } => protobuf_java,
         }
     }
 
-    /// Short name for ids and folders: `go`, `python-5.29.6`, `js-2.11.0`.
+    /// Short name for ids and folders: `go`, `python-5.29.6`, `js-2.11.0`, `java-4.29.6`.
     pub fn key(&self) -> String {
         match self {
             Runtime::Go => "go".into(),
             Runtime::Python { protobuf } => format!("python-{protobuf}"),
             Runtime::JavaScript { protobuf_es } => format!("js-{protobuf_es}"),
+            Runtime::Java { protobuf_java } => format!("java-{protobuf_java}"),
         }
     }
 
@@ -121,6 +136,8 @@ impl Runtime {
             Runtime::JavaScript { protobuf_es } => {
                 tests.join(format!("js/protobuf-es-{protobuf_es}/package.json"))
             }
+            // One build for every version: the harness sets `-Dprotobuf.version`.
+            Runtime::Java { .. } => tests.join("java/pom.xml"),
         }
     }
 
@@ -148,7 +165,9 @@ impl Runtime {
     /// Installs what the agent program needs and returns the command that
     /// starts it (it then speaks `crate::interop::agent_protocol` on stdio).
     pub fn agent_command(&self) -> Result<Command, LangError> {
-        Ok(self.prepare()?.agent)
+        self.prepare()?.agent.ok_or_else(|| LangError::NoAgent {
+            runtime: self.to_string(),
+        })
     }
 
     fn protocol_error(&self, detail: String, output: &str) -> LangError {
@@ -176,6 +195,7 @@ impl Runtime {
             Runtime::Go => self.prepare_go(&root, &tools_dir),
             Runtime::Python { protobuf } => self.prepare_python(&root, &tools_dir, protobuf),
             Runtime::JavaScript { protobuf_es } => self.prepare_js(&root, &tools_dir, protobuf_es),
+            Runtime::Java { protobuf_java } => self.prepare_java(&root, &tools_dir, protobuf_java),
         }
     }
 
@@ -203,7 +223,7 @@ impl Runtime {
         Ok(Prepared {
             exchange: Command::new(binaries.join("vectors")),
             round_trip: go_command(&["test", "-v", "./..."]),
-            agent: Command::new(binaries.join("agent")),
+            agent: Some(Command::new(binaries.join("agent"))),
         })
     }
 
@@ -228,7 +248,7 @@ impl Runtime {
         Ok(Prepared {
             exchange: python_command("vectors.py"),
             round_trip: python_command("test_roundtrip.py"),
-            agent: python_command("odigos_agent.py"),
+            agent: Some(python_command("odigos_agent.py")),
         })
     }
 
@@ -275,7 +295,105 @@ impl Runtime {
         Ok(Prepared {
             exchange,
             round_trip,
-            agent,
+            agent: Some(agent),
         })
     }
+
+    fn prepare_java(
+        &self,
+        root: &Path,
+        tools_dir: &Path,
+        protobuf_java: &str,
+    ) -> Result<Prepared, LangError> {
+        let java = tools::require_java().map_err(self.tool_error())?;
+        // gen/java and tests/java side by side, as in the repository (the
+        // reactor in tests/java/pom.xml names ../../gen/java), so that Maven's
+        // target/ folders land under .tools/ and never in gen/ or tests/.
+        let install = tools_dir.join(format!("test-java-{protobuf_java}"));
+        let run = install.join("run");
+        let io = |context: String| move |source| LangError::Io { context, source };
+        let mut tree = xtask::files::Tree::new();
+        for folder in ["gen/java", "tests/java"] {
+            let dir = root.join(folder);
+            for (path, contents) in
+                xtask::files::read_tree(&dir).map_err(io(format!("reading {}", dir.display())))?
+            {
+                tree.insert(format!("{folder}/{path}"), contents);
+            }
+        }
+        xtask::files::sync_tree(&run, &tree).map_err(io(format!("writing {}", run.display())))?;
+
+        // Built once per version and per content of those sources; later runs
+        // start the compiled programs with `java` alone.
+        let manifest = build_manifest(protobuf_java, &tree);
+        let reactor = run.join("tests/java/pom.xml");
+        tools::install_once(&install.join(".odigos-built"), &manifest, || {
+            eprintln!(
+                "xtask: mvn package of {} (protobuf-java {protobuf_java})",
+                reactor.display()
+            );
+            let mut mvn = tools::maven(&tools_dir.join("maven-repository"))?;
+            tools::run(
+                mvn.arg("-f")
+                    .arg(&reactor)
+                    .arg(format!("-Dprotobuf.version={protobuf_java}"))
+                    // The harness runs RoundTripTest itself (round_trip), with the vectors.
+                    .args(["-DskipTests", "clean", "package"]),
+            )?;
+            Ok(())
+        })
+        .map_err(self.tool_error())?;
+
+        let target = run.join("tests/java/vectors/target");
+        let classpath = |dirs: &[&str]| {
+            std::env::join_paths(
+                dirs.iter()
+                    .map(|dir| target.join(dir))
+                    .chain([target.join("lib/*")]),
+            )
+            .map_err(|err| LangError::Io {
+                context: format!("classpath under {}", target.display()),
+                source: std::io::Error::other(err),
+            })
+        };
+        let mut exchange = Command::new(&java);
+        exchange
+            .arg("-cp")
+            .arg(classpath(&["classes"])?)
+            .arg(JAVA_EXCHANGE);
+        let mut round_trip = Command::new(&java);
+        round_trip
+            .arg("-cp")
+            .arg(classpath(&["test-classes", "classes"])?)
+            .args([
+                "org.junit.platform.console.ConsoleLauncher",
+                "execute",
+                "--disable-banner",
+                "--disable-ansi-colors",
+                "--fail-if-no-tests",
+                "--select-class",
+                JAVA_ROUND_TRIP,
+            ])
+            .env("ODIGOS_VECTORS_DIR", root.join("tests/vectors"));
+        Ok(Prepared {
+            exchange,
+            round_trip,
+            agent: None,
+        })
+    }
+}
+
+/// What a Java build is made from: the runtime version and a digest of every
+/// source file, so that any change to gen/java or tests/java rebuilds.
+fn build_manifest(protobuf_java: &str, tree: &xtask::files::Tree) -> Vec<u8> {
+    let mut listing = Vec::new();
+    for (path, contents) in tree {
+        listing.extend_from_slice(format!("{path} {}\n", contents.len()).as_bytes());
+        listing.extend_from_slice(contents);
+    }
+    format!(
+        "protobuf-java {protobuf_java}\nsources sha256 {}\n",
+        xtask::tools::sha256_hex(&listing)
+    )
+    .into_bytes()
 }

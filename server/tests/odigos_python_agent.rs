@@ -360,7 +360,7 @@ async fn until_heartbeat(admin: SocketAddr, states: &[Value], before: &Value) {
             let view = agents(admin).await;
             states
                 .iter()
-                .map(|s| uid_of(s))
+                .map(uid_of)
                 .all(|uid| {
                     let now = seq(&view, &uid).and_then(|n| n.as_u64());
                     let then = seq(before, &uid).and_then(|n| n.as_u64());

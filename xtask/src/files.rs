@@ -62,6 +62,16 @@ impl Drift {
             Drift::Missing(p) | Drift::Changed(p) | Drift::Extra(p) => p,
         }
     }
+
+    /// The same change, of a path below `dir`.
+    pub fn within(self, dir: &str) -> Drift {
+        let join = |p: String| format!("{dir}/{p}");
+        match self {
+            Drift::Missing(p) => Drift::Missing(join(p)),
+            Drift::Changed(p) => Drift::Changed(join(p)),
+            Drift::Extra(p) => Drift::Extra(join(p)),
+        }
+    }
 }
 
 impl fmt::Display for Drift {

@@ -5,7 +5,8 @@
 //! and the package scaffolding from `xtask/templates/gen/` (go.mod, package.json,
 //! Cargo.toml, ...). `generate` then syncs `gen/` to it; `--check` only compares.
 //! Both go through the same function, so the check cannot disagree with the
-//! generator.
+//! generator. `generate --lang python,go` runs only those languages' plugins (and installs
+//! only their tools) and touches only their folders; `--check` always covers them all.
 
 use std::path::Path;
 use std::process::Command;
@@ -15,6 +16,46 @@ use crate::tools::{self, CodegenTools, ToolError};
 
 /// The command that regenerates `gen/`; named in headers and in `--check` failures.
 pub const COMMAND: &str = "cargo xtask generate";
+
+/// A generated language: its folder under `gen/`, its plugin in buf.gen.yaml (the one
+/// whose `out` is in that folder) and the tools it needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Lang {
+    Go,
+    Python,
+    Java,
+    Js,
+    Rust,
+}
+
+impl Lang {
+    pub const ALL: [Lang; 5] = [Lang::Go, Lang::Python, Lang::Java, Lang::Js, Lang::Rust];
+
+    /// Its folder under `gen/`, and its name on the command line.
+    pub fn dir(self) -> &'static str {
+        match self {
+            Lang::Go => "go",
+            Lang::Python => "python",
+            Lang::Java => "java",
+            Lang::Js => "js",
+            Lang::Rust => "rust",
+        }
+    }
+}
+
+impl std::str::FromStr for Lang {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        Lang::ALL
+            .into_iter()
+            .find(|l| l.dir() == text)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Lang::ALL.iter().map(|l| l.dir()).collect();
+                format!("unknown language {text:?}: one of {}", names.join(", "))
+            })
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
@@ -27,6 +68,8 @@ pub enum GenerateError {
     },
     #[error("gen/ is out of date with proto/, buf.gen.yaml or the generators:\n{}\nRun `{COMMAND}` and commit the result.", list(.0))]
     Drift(Vec<Drift>),
+    #[error("buf.gen.yaml: {0}")]
+    Template(String),
 }
 
 fn list(drift: &[Drift]) -> String {
@@ -37,17 +80,57 @@ fn list(drift: &[Drift]) -> String {
         .join("\n")
 }
 
+/// buf.gen.yaml with only the plugins of `langs`, as the JSON buf takes for `--template`.
+fn template(root: &Path, langs: &[Lang]) -> Result<String, GenerateError> {
+    let text =
+        std::fs::read_to_string(root.join("buf.gen.yaml")).map_err(|source| GenerateError::Io {
+            context: "reading buf.gen.yaml".into(),
+            source,
+        })?;
+    let mut plan: serde_json::Value =
+        serde_saphyr::from_str(&text).map_err(|e| GenerateError::Template(e.to_string()))?;
+    let plugins = plan["plugins"]
+        .as_array_mut()
+        .ok_or_else(|| GenerateError::Template("no plugins list".into()))?;
+    plugins.retain(|plugin| {
+        let out = plugin["out"].as_str().unwrap_or_default();
+        langs.iter().any(|l| {
+            out.strip_prefix("gen/")
+                .is_some_and(|rest| rest.split('/').next() == Some(l.dir()))
+        })
+    });
+    if plugins.len() != langs.len() {
+        return Err(GenerateError::Template(format!(
+            "expected one plugin per language of {langs:?}, found {}",
+            plugins.len()
+        )));
+    }
+    Ok(plan.to_string())
+}
+
 /// The complete wanted contents of `gen/`.
 pub fn render(root: &Path, tools: &CodegenTools) -> Result<Tree, GenerateError> {
+    render_langs(root, tools, &Lang::ALL)
+}
+
+/// The wanted contents of `gen/` for `langs`: their folders (and, for all of them, the
+/// top-level files).
+pub fn render_langs(
+    root: &Path,
+    tools: &CodegenTools,
+    langs: &[Lang],
+) -> Result<Tree, GenerateError> {
     let staging = tempfile::tempdir().map_err(|source| GenerateError::Io {
         context: "temporary directory".into(),
         source,
     })?;
-    // buf resolves the `local:` plugin paths in buf.gen.yaml from the current
-    // directory, hence the root; `-o` prefixes every `out:` with the staging dir.
+    // buf resolves the `local:` plugin paths from the current directory, hence the root;
+    // `-o` prefixes every `out:` with the staging dir.
     tools::run(
         Command::new(&tools.buf)
-            .args(["generate", "--template", "buf.gen.yaml", "-o"])
+            .args(["generate", "--template"])
+            .arg(template(root, langs)?)
+            .arg("-o")
             .arg(staging.path())
             .current_dir(root),
     )?;
@@ -64,10 +147,17 @@ pub fn render(root: &Path, tools: &CodegenTools) -> Result<Tree, GenerateError> 
         }
     })?;
 
+    let all = langs.len() == Lang::ALL.len();
+    let selected = |path: &str| {
+        let top = path.split('/').next().unwrap_or_default();
+        langs.iter().any(|l| l.dir() == top) || (all && !path.contains('/'))
+    };
     let mut tree = Tree::new();
     for (path, contents) in generated.into_iter().chain(templates) {
-        let stamped = stamp(&path, contents);
-        tree.insert(path, stamped);
+        if selected(&path) {
+            let stamped = stamp(&path, contents);
+            tree.insert(path, stamped);
+        }
     }
     Ok(tree)
 }
@@ -92,12 +182,37 @@ pub fn stamp(path: &str, contents: Vec<u8>) -> Vec<u8> {
 
 /// What `generate` did to `gen/`.
 pub fn generate(root: &Path) -> Result<Vec<Drift>, GenerateError> {
-    let tools = tools::ensure_codegen_tools(root)?;
-    let wanted = render(root, &tools)?;
-    files::sync_tree(&root.join("gen"), &wanted).map_err(|source| GenerateError::Io {
-        context: "writing gen/".into(),
-        source,
-    })
+    generate_langs(root, &Lang::ALL)
+}
+
+/// What `generate --lang ...` did: only the folders of `langs` are written.
+pub fn generate_langs(root: &Path, langs: &[Lang]) -> Result<Vec<Drift>, GenerateError> {
+    let tools = tools::ensure_codegen_tools_for(root, langs)?;
+    let wanted = render_langs(root, &tools, langs)?;
+    let write = |dir: &Path, tree: &Tree| {
+        files::sync_tree(dir, tree).map_err(|source| GenerateError::Io {
+            context: format!("writing {}", dir.display()),
+            source,
+        })
+    };
+    if langs.len() == Lang::ALL.len() {
+        return write(&root.join("gen"), &wanted);
+    }
+    let mut changes = Vec::new();
+    for lang in langs {
+        let prefix = format!("{}/", lang.dir());
+        let mut part = Tree::new();
+        for (path, contents) in &wanted {
+            if let Some(rest) = path.strip_prefix(&prefix) {
+                part.insert(rest.to_owned(), contents.clone());
+            }
+        }
+        let dir = root.join("gen").join(lang.dir());
+        for change in write(&dir, &part)? {
+            changes.push(change.within(lang.dir()));
+        }
+    }
+    Ok(changes)
 }
 
 /// Fails listing every file of `gen_dir` that differs from a fresh generation.
@@ -149,6 +264,33 @@ mod tests {
         assert!(pom.ends_with("-->\n<project/>\n"));
         assert_eq!(stamp("js/package.json", b"{}".to_vec()), b"{}");
         assert_eq!(stamp("go/go.sum", b"x".to_vec()), b"x");
+    }
+
+    #[test]
+    fn the_template_keeps_one_plugin_per_chosen_language() {
+        let root = crate::workspace_root();
+        for lang in Lang::ALL {
+            let plan: serde_json::Value =
+                serde_json::from_str(&template(&root, &[lang]).unwrap()).unwrap();
+            let outs: Vec<&str> = plan["plugins"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["out"].as_str().unwrap())
+                .collect();
+            assert_eq!(outs.len(), 1, "{lang:?}: {outs:?}");
+            assert!(
+                outs[0].starts_with(&format!("gen/{}", lang.dir())),
+                "{outs:?}"
+            );
+        }
+        assert_eq!("python".parse::<Lang>(), Ok(Lang::Python));
+        assert!(
+            "cobol"
+                .parse::<Lang>()
+                .unwrap_err()
+                .contains("go, python, java, js, rust")
+        );
     }
 
     #[test]

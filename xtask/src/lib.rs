@@ -2,6 +2,7 @@
 //! pinned-tool installer ([`tools`]), code generation ([`generate`]) and the
 //! file helpers behind `--check` ([`files`]).
 
+pub mod baseline;
 pub mod bench;
 pub mod copy_to_odigos;
 pub mod files;

@@ -5,6 +5,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use xtask::baseline::Baseline;
 use xtask::{generate, tools, workspace_root};
 
 #[derive(Parser)]
@@ -25,12 +26,19 @@ enum Cmd {
     Generate {
         /// Regenerate into a temporary folder and fail, listing every differing
         /// file, if gen/ is not exactly what generation produces. Writes nothing.
-        #[arg(long)]
+        /// Always covers every language.
+        #[arg(long, conflicts_with = "lang")]
         check: bool,
+        /// Regenerate only these languages' folders (comma-separated: go, python, java,
+        /// js, rust), installing only their tools: buf needs Node.js always, python and
+        /// java need Python 3, go needs Go. Default: all.
+        #[arg(long, value_delimiter = ',', value_name = "LANG")]
+        lang: Vec<generate::Lang>,
     },
     /// `buf lint`, then `buf breaking` against the previous commit of main.
     Lint,
-    /// Everything CI runs: the generation check, lint, and every test of the workspace.
+    /// Everything CI runs: the generation check, lint, `cargo fmt --check`, clippy with
+    /// warnings as errors, and every test of the workspace.
     Test,
     /// Copy the generated Go, Python and JavaScript code into clones of the Odigos
     /// repositories, reporting each file as added, changed or unchanged, and warning
@@ -88,12 +96,13 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     let root = workspace_root();
     match cli.command {
-        Cmd::Generate { check: false } => generate_cmd(&root),
-        Cmd::Generate { check: true } => check_cmd(&root),
+        Cmd::Generate { check: true, .. } => check_cmd(&root),
+        Cmd::Generate { check: false, lang } => generate_cmd(&root, &lang),
         Cmd::Lint => lint(&root),
         Cmd::Test => {
             check_cmd(&root)?;
             lint(&root)?;
+            rust_habits(&root)?;
             cargo_test(&root)
         }
         Cmd::CopyToOdigos {
@@ -125,9 +134,16 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn generate_cmd(root: &Path) -> Result<()> {
+fn generate_cmd(root: &Path, langs: &[generate::Lang]) -> Result<()> {
     let started = std::time::Instant::now();
-    let changes = generate::generate(root)?;
+    let mut langs = if langs.is_empty() {
+        generate::Lang::ALL.to_vec()
+    } else {
+        langs.to_vec()
+    };
+    langs.sort_unstable();
+    langs.dedup();
+    let changes = generate::generate_langs(root, &langs)?;
     for change in &changes {
         println!("{change}");
     }
@@ -151,11 +167,12 @@ fn lint(root: &Path) -> Result<()> {
         .context("buf lint found problems")?;
     println!("buf lint: ok");
 
-    let Some((label, commit)) = breaking_baseline(root)? else {
-        println!(
-            "buf breaking: skipped, main has no earlier commit with buf.yaml to compare against"
-        );
-        return Ok(());
+    let (label, commit) = match xtask::baseline::breaking_baseline(root)? {
+        Baseline::Commit { label, commit } => (label, commit),
+        Baseline::NoEarlierSchema(why) => {
+            println!("buf breaking: nothing to compare with ({why})");
+            return Ok(());
+        }
     };
     tools::run(
         Command::new(&tools.buf)
@@ -173,36 +190,40 @@ fn lint(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The commit `buf breaking` compares with: the tip of main when this checkout
-/// differs from it (a branch, or uncommitted work), else main's previous commit.
-fn breaking_baseline(root: &Path) -> Result<Option<(String, String)>> {
-    let git = |args: &[&str]| tools::stdout_of(Command::new("git").args(args).current_dir(root));
-    let Ok(main) = git(&["rev-parse", "--verify", "--quiet", "main^{commit}"]) else {
-        bail!(
-            "no `main` branch in this clone; fetch it (git fetch origin main:main) so buf breaking has a baseline"
-        );
+/// `cargo fmt --check` and clippy with warnings as errors, on the toolchain that
+/// rust-toolchain.toml pins (so a newer toolchain's lints cannot fail CI by themselves).
+fn rust_habits(root: &Path) -> Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let run = |args: &[&str], fix: &str| -> Result<()> {
+        let status = Command::new(&cargo)
+            .args(args)
+            .current_dir(root)
+            .status()
+            .with_context(|| format!("running cargo {}", args.join(" ")))?;
+        if !status.success() {
+            bail!("`cargo {}` failed ({status}): {fix}", args.join(" "));
+        }
+        Ok(())
     };
-    let head = git(&["rev-parse", "HEAD"]).unwrap_or_default();
-    let dirty = !git(&["status", "--porcelain", "--", "proto", "buf.yaml"])
-        .unwrap_or_default()
-        .is_empty();
-    let (label, rev) = if head != main || dirty {
-        ("main", main)
-    } else {
-        ("main~1", format!("{main}~1"))
-    };
-    let Ok(commit) = git(&[
-        "rev-parse",
-        "--verify",
-        "--quiet",
-        &format!("{rev}^{{commit}}"),
-    ]) else {
-        return Ok(None);
-    };
-    if git(&["cat-file", "-e", &format!("{commit}:buf.yaml")]).is_err() {
-        return Ok(None);
-    }
-    Ok(Some((label.to_owned(), commit)))
+    run(
+        &["fmt", "--all", "--check"],
+        "run `cargo fmt --all` and commit the result",
+    )?;
+    println!("cargo fmt: ok");
+    run(
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        "fix what clippy reports above",
+    )?;
+    println!("cargo clippy: ok");
+    Ok(())
 }
 
 fn cargo_test(root: &Path) -> Result<()> {

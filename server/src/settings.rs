@@ -257,94 +257,33 @@ mod tests {
 
     #[test]
     fn every_bound_is_enforced() {
-        let cases: Vec<(&str, Settings)> = vec![
-            (
-                "max-concurrent-requests",
-                Settings {
-                    max_concurrent_requests: 0,
-                    ..Settings::default()
-                },
-            ),
-            (
-                "max-agents",
-                Settings {
-                    max_agents: bounds::MAX_COUNT + 1,
-                    ..Settings::default()
-                },
-            ),
-            (
-                "max-connections",
-                Settings {
-                    max_connections: 0,
-                    ..Settings::default()
-                },
-            ),
-            (
-                "heartbeat-interval",
-                Settings {
-                    heartbeat_interval: Duration::ZERO,
-                    ..Settings::default()
-                },
-            ),
+        type Change = fn(&mut Settings);
+        let cases: [(&str, Change); 12] = [
+            ("max-concurrent-requests", |s| s.max_concurrent_requests = 0),
+            ("max-agents", |s| s.max_agents = bounds::MAX_COUNT + 1),
+            ("max-connections", |s| s.max_connections = 0),
+            ("heartbeat-interval", |s| {
+                s.heartbeat_interval = Duration::ZERO
+            }),
             // Would overflow `Instant + Duration` in the sweeper.
-            (
-                "heartbeat-interval",
-                Settings {
-                    heartbeat_interval: Duration::MAX,
-                    ..Settings::default()
-                },
-            ),
-            (
-                "request-timeout",
-                Settings {
-                    request_timeout: Duration::ZERO,
-                    ..Settings::default()
-                },
-            ),
-            (
-                "header-read-timeout",
-                Settings {
-                    header_read_timeout: Duration::from_secs(u64::MAX),
-                    ..Settings::default()
-                },
-            ),
-            (
-                "shutdown-timeout",
-                Settings {
-                    shutdown_timeout: Duration::from_secs(7200),
-                    ..Settings::default()
-                },
-            ),
-            (
-                "stale-factor",
-                Settings {
-                    stale_factor: f64::NAN,
-                    ..Settings::default()
-                },
-            ),
-            (
-                "stale-factor",
-                Settings {
-                    stale_factor: 0.5,
-                    ..Settings::default()
-                },
-            ),
-            (
-                "max-body-bytes",
-                Settings {
-                    max_body_bytes: 0,
-                    ..Settings::default()
-                },
-            ),
-            (
-                "node-name",
-                Settings {
-                    node_name: " ".into(),
-                    ..Settings::default()
-                },
-            ),
+            ("heartbeat-interval", |s| {
+                s.heartbeat_interval = Duration::MAX
+            }),
+            ("request-timeout", |s| s.request_timeout = Duration::ZERO),
+            ("header-read-timeout", |s| {
+                s.header_read_timeout = Duration::from_secs(u64::MAX)
+            }),
+            ("shutdown-timeout", |s| {
+                s.shutdown_timeout = Duration::from_secs(7200)
+            }),
+            ("stale-factor", |s| s.stale_factor = f64::NAN),
+            ("stale-factor", |s| s.stale_factor = 0.5),
+            ("max-body-bytes", |s| s.max_body_bytes = 0),
+            ("node-name", |s| s.node_name = " ".into()),
         ];
-        for (setting, settings) in cases {
+        for (setting, change) in cases {
+            let mut settings = Settings::default();
+            change(&mut settings);
             let error = settings.validate().expect_err(setting);
             assert_eq!(error.setting, setting, "{error}");
         }

@@ -99,15 +99,46 @@ mod tests {
     }
 
     #[test]
-    fn replica_set_is_its_deployment() {
-        assert_eq!(
-            derived("ReplicaSet", "coupon-7d9f8b6c5d"),
-            (WorkloadKind::Deployment, "coupon".into())
-        );
-        assert_eq!(
-            derived("ReplicaSet", "my-web-app-5c7b"),
-            (WorkloadKind::Deployment, "my-web-app".into())
-        );
+    fn each_owner_kind_names_its_workload() {
+        let cases = [
+            (
+                "ReplicaSet",
+                "coupon-7d9f8b6c5d",
+                WorkloadKind::Deployment,
+                "coupon",
+            ),
+            (
+                "ReplicaSet",
+                "my-web-app-5c7b",
+                WorkloadKind::Deployment,
+                "my-web-app",
+            ),
+            (
+                "ReplicationController",
+                "legacy-3",
+                WorkloadKind::DeploymentConfig,
+                "legacy",
+            ),
+            // A CronJob names its Jobs <cronjob>-<digits>; other Jobs are themselves.
+            (
+                "Job",
+                "nightly-report-28512345",
+                WorkloadKind::CronJob,
+                "nightly-report",
+            ),
+            ("Job", "db-migrate", WorkloadKind::Job, "db-migrate"),
+            ("Job", "migrate", WorkloadKind::Job, "migrate"),
+            ("StatefulSet", "db", WorkloadKind::StatefulSet, "db"),
+            ("DaemonSet", "agent", WorkloadKind::DaemonSet, "agent"),
+            ("Deployment", "web", WorkloadKind::Deployment, "web"),
+        ];
+        for (kind, name, workload, workload_name) in cases {
+            assert_eq!(
+                derived(kind, name),
+                (workload, workload_name.to_owned()),
+                "{kind} {name}"
+            );
+        }
     }
 
     #[test]
@@ -124,46 +155,6 @@ mod tests {
                 kind: WorkloadKind::Rollout,
                 name: "canary".into()
             }
-        );
-    }
-
-    #[test]
-    fn replication_controller_is_its_deployment_config() {
-        assert_eq!(
-            derived("ReplicationController", "legacy-3"),
-            (WorkloadKind::DeploymentConfig, "legacy".into())
-        );
-    }
-
-    #[test]
-    fn job_of_a_cron_job_is_the_cron_job_and_a_plain_job_itself() {
-        assert_eq!(
-            derived("Job", "nightly-report-28512345"),
-            (WorkloadKind::CronJob, "nightly-report".into())
-        );
-        assert_eq!(
-            derived("Job", "db-migrate"),
-            (WorkloadKind::Job, "db-migrate".into())
-        );
-        assert_eq!(
-            derived("Job", "migrate"),
-            (WorkloadKind::Job, "migrate".into())
-        );
-    }
-
-    #[test]
-    fn stateful_set_daemon_set_and_deployment_are_themselves() {
-        assert_eq!(
-            derived("StatefulSet", "db"),
-            (WorkloadKind::StatefulSet, "db".into())
-        );
-        assert_eq!(
-            derived("DaemonSet", "agent"),
-            (WorkloadKind::DaemonSet, "agent".into())
-        );
-        assert_eq!(
-            derived("Deployment", "web"),
-            (WorkloadKind::Deployment, "web".into())
         );
     }
 

@@ -55,11 +55,7 @@ impl InstanceStore for MemoryStore {
 
     fn records(&self) -> Vec<InstanceRecord> {
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner
-            .records
-            .values()
-            .map(|r| InstanceRecord::clone(r))
-            .collect()
+        super::copies(inner.records.values())
     }
 }
 

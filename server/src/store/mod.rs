@@ -16,6 +16,13 @@ use std::pin::Pin;
 
 use crate::protocol::{InstanceKey, InstanceRecord};
 
+/// Copies of the records a store keeps boxed, for [`InstanceStore::records`].
+pub(crate) fn copies<'a>(
+    records: impl Iterator<Item = &'a Box<InstanceRecord>>,
+) -> Vec<InstanceRecord> {
+    records.map(|r| InstanceRecord::clone(r)).collect()
+}
+
 /// What a store that writes to a backend (the Kubernetes API) has done so far, for
 /// `/metrics`. Request counts include the ones that failed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -71,10 +71,7 @@ impl Book {
 
     /// The latest record of every resource that agents currently have.
     pub(super) fn records(&self) -> Vec<InstanceRecord> {
-        self.records
-            .values()
-            .map(|r| InstanceRecord::clone(r))
-            .collect()
+        crate::store::copies(self.records.values())
     }
 }
 

@@ -7,7 +7,9 @@
 
 use std::sync::Arc;
 
-use kube::api::{Api, ApiResource, DynamicObject};
+use kube::api::{Api, ApiResource};
+
+use super::crds::InstrumentationConfig;
 use kube::runtime::watcher;
 use serde::Deserialize;
 use tokio::task::JoinHandle;
@@ -18,15 +20,9 @@ use crate::config_source::{
 };
 use crate::identity::{Workload, WorkloadKind};
 
-/// The `InstrumentationConfig` kind (read only).
+/// The `InstrumentationConfig` kind (read only), for untyped access (tests, tools).
 pub fn api_resource() -> ApiResource {
-    ApiResource {
-        group: "odigos.io".into(),
-        version: "v1alpha1".into(),
-        api_version: "odigos.io/v1alpha1".into(),
-        kind: "InstrumentationConfig".into(),
-        plural: "instrumentationconfigs".into(),
-    }
+    ApiResource::erase::<InstrumentationConfig>(&())
 }
 
 /// `spec.sdkConfigs[]`, the part the `InstrumentationLibraries` section is made of.
@@ -71,12 +67,11 @@ pub fn workload_of(object_name: &str) -> Option<Workload> {
 /// The config in an object's `spec`: `serviceName`, `sdkConfigs[]` (libraries of every SDK
 /// language are sent; an agent ignores libraries it does not have; a library named twice
 /// keeps its first entry) and `containers[]` (each entry whole; the first entry of a
-/// container wins). An empty `serviceName` means "the workload name". Each of the three is
-/// read on its own, so one that does not parse (with a warning naming the object) leaves
-/// the others in force.
-pub fn workload_config(object: &DynamicObject) -> WorkloadConfig {
-    let spec = object.data.get("spec");
-    let field = |name: &str| spec.and_then(|s| s.get(name)).filter(|v| !v.is_null());
+/// container wins). An empty `serviceName` means "the workload name". Each entry is read on
+/// its own, so one that does not parse (with a warning naming the object) leaves the others
+/// in force.
+pub fn workload_config(object: &InstrumentationConfig) -> WorkloadConfig {
+    let spec = &object.spec;
     let warn = |what: &str, error: &dyn std::fmt::Display| {
         tracing::warn!(
             namespace = object.metadata.namespace.as_deref().unwrap_or_default(),
@@ -86,29 +81,22 @@ pub fn workload_config(object: &DynamicObject) -> WorkloadConfig {
         );
     };
     let mut config = WorkloadConfig {
-        service_name: field("serviceName")
-            .and_then(|v| v.as_str())
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned),
+        service_name: spec.service_name.clone().filter(|s| !s.is_empty()),
         ..WorkloadConfig::default()
     };
-    if let Some(value) = field("sdkConfigs") {
-        match Vec::<SdkConfig>::deserialize(value) {
-            Ok(sdks) => config.libraries = libraries(sdks),
-            Err(error) => warn("spec.sdkConfigs", &error),
+    let mut sdks = Vec::new();
+    for entry in &spec.sdk_configs {
+        match SdkConfig::deserialize(entry) {
+            Ok(sdk) => sdks.push(sdk),
+            Err(error) => warn("spec.sdkConfigs[] entry", &error),
         }
     }
-    match field("containers") {
-        Some(serde_json::Value::Array(entries)) => {
-            for entry in entries {
-                match ContainerConfig::from_json(entry) {
-                    Ok(container) => config.add_container(container),
-                    Err(error) => warn("spec.containers[] entry", &error),
-                }
-            }
+    config.libraries = libraries(sdks);
+    for entry in &spec.containers {
+        match ContainerConfig::from_json(entry) {
+            Ok(container) => config.add_container(container),
+            Err(error) => warn("spec.containers[] entry", &error),
         }
-        Some(_) => warn("spec.containers", &"not an array"),
-        None => {}
     }
     config
 }
@@ -131,7 +119,7 @@ fn libraries(sdks: Vec<SdkConfig>) -> Vec<LibraryConfig> {
     libraries
 }
 
-fn key_of(object: &DynamicObject) -> Option<WorkloadKey> {
+fn key_of(object: &InstrumentationConfig) -> Option<WorkloadKey> {
     Some(WorkloadKey {
         namespace: object.metadata.namespace.clone()?,
         workload: workload_of(object.metadata.name.as_deref()?)?,
@@ -142,15 +130,15 @@ fn key_of(object: &DynamicObject) -> Option<WorkloadKey> {
 struct Configs;
 
 impl Projection for Configs {
-    type Object = DynamicObject;
+    type Object = InstrumentationConfig;
     type Key = WorkloadKey;
     type Value = WorkloadConfig;
 
-    fn key(object: &DynamicObject) -> Option<WorkloadKey> {
+    fn key(object: &InstrumentationConfig) -> Option<WorkloadKey> {
         key_of(object)
     }
 
-    fn value(object: &DynamicObject) -> Option<WorkloadConfig> {
+    fn value(object: &InstrumentationConfig) -> Option<WorkloadConfig> {
         Some(workload_config(object))
     }
 
@@ -179,7 +167,7 @@ impl KubeConfigSource {
     pub fn start(client: kube::Client) -> (Arc<Self>, JoinHandle<()>) {
         let mirror = Arc::new(ProjectedMirror::<Configs>::default());
         let status = Arc::new(WatchStatus::default());
-        let api = Api::<DynamicObject>::all_with(client, &api_resource());
+        let api = Api::<InstrumentationConfig>::all(client);
         let task = watch::spawn(
             "instrumentationconfigs",
             api,
@@ -214,10 +202,14 @@ impl ConfigSource for KubeConfigSource {
 mod tests {
     use super::*;
 
-    fn object(name: &str, spec: serde_json::Value) -> DynamicObject {
-        let mut object = DynamicObject::new(name, &api_resource()).within("shop");
-        object.data = serde_json::json!({ "spec": spec });
-        object
+    fn object(name: &str, spec: serde_json::Value) -> InstrumentationConfig {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "odigos.io/v1alpha1",
+            "kind": "InstrumentationConfig",
+            "metadata": {"name": name, "namespace": "shop"},
+            "spec": spec,
+        }))
+        .expect("an InstrumentationConfig")
     }
 
     #[test]
@@ -304,12 +296,12 @@ mod tests {
     }
 
     #[test]
-    fn one_bad_field_leaves_the_others_in_force() {
+    fn one_bad_entry_leaves_the_others_in_force() {
         let config = workload_config(&object(
             "deployment-a",
             serde_json::json!({
                 "serviceName": "svc",
-                "sdkConfigs": "nope",
+                "sdkConfigs": ["nope", {"language": "python", "instrumentationLibraryConfigs": "nope"}],
                 "containers": [{"containerName": "app", "agentEnabled": true}],
             }),
         ));
@@ -330,7 +322,8 @@ mod tests {
         let first = current(&mirror);
         // A status-only update: the spec is the same.
         let mut status_update = object("deployment-a", spec.clone());
-        status_update.data["status"] = serde_json::json!({"conditions": []});
+        status_update.status = Some(Default::default());
+        status_update.metadata.resource_version = Some("2".into());
         mirror.upsert(status_update);
         assert!(Arc::ptr_eq(&first, &current(&mirror)));
         mirror.replace(vec![object("deployment-a", spec.clone())]);
@@ -350,7 +343,7 @@ mod tests {
         assert_eq!(empty, WorkloadConfig::default());
         let odd = workload_config(&object(
             "deployment-a",
-            serde_json::json!({"sdkConfigs": "nope"}),
+            serde_json::json!({"sdkConfigs": [7], "containers": [7]}),
         ));
         assert_eq!(odd, WorkloadConfig::default());
     }

@@ -18,6 +18,7 @@
 
 pub mod backoff;
 pub mod configs;
+pub mod crds;
 pub mod identity;
 pub mod instances;
 pub mod pods;

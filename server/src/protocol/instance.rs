@@ -6,7 +6,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use odigos_opamp_proto::opamp::proto::{ComponentHealth, KeyValue};
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::protocol::attributes::stringify;
@@ -96,45 +97,72 @@ fn is_dns_subdomain(name: &str) -> bool {
 }
 
 /// One `{key, value}` attribute of the resource.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Attribute {
+    #[schemars(length(min = 1))]
     pub key: String,
     pub value: String,
 }
 
-/// One entry of `status.components`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// What a component of an agent is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ComponentType {
+    Instrumentation,
+    Sampler,
+    Exporter,
+}
+
+/// One entry of `status.components`: a part of the agent (an instrumentation library, a
+/// sampler, an exporter) and its health.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Component {
+    #[schemars(length(min = 1))]
     pub name: String,
     #[serde(rename = "type")]
-    pub kind: &'static str,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kind: ComponentType,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub identifying_attributes: Vec<Attribute>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub non_identifying_attributes: Vec<Attribute>,
+    #[serde(default)]
     pub healthy: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32768))]
     pub message: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    #[schemars(extend("format" = "date-time"))]
     pub last_status_time: String,
 }
 
-/// `status` of the custom resource.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// `status` of an `InstrumentationInstance`: the agent's description and health.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InstanceStatus {
+    /// The agent description's identifying attributes, values as strings.
+    #[serde(default)]
     pub identifying_attributes: Vec<Attribute>,
+    /// The agent description's non-identifying attributes, values as strings.
+    #[serde(default)]
     pub non_identifying_attributes: Vec<Attribute>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The agent's own health report; absent until it sends one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthy: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Human-readable detail, e.g. the agent's last error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32768))]
     pub message: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// A programmatic reason, e.g. Starting, Healthy, ProcessTerminated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// When the agent last reported a change of status.
+    #[schemars(extend("format" = "date-time"))]
     pub last_status_time: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// Health of the agent's parts (instrumentation libraries, samplers, exporters), sorted
+    /// by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub components: Vec<Component>,
 }
 
@@ -225,7 +253,7 @@ fn components(health: &ComponentHealth, parent_time: SystemTime) -> Vec<Componen
             };
             Component {
                 name: name.clone(),
-                kind: "instrumentation",
+                kind: ComponentType::Instrumentation,
                 identifying_attributes: Vec::new(),
                 non_identifying_attributes: attrs,
                 healthy: c.healthy,

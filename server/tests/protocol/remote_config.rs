@@ -22,7 +22,8 @@ fn with_app_entry(entry: Value) -> WorkloadConfig {
 /// reads it from the API server.
 fn coupon_instrumentation_config() -> WorkloadConfig {
     let text = include_str!("../fixtures/instrumentationconfig-coupon.json");
-    let object: kube::api::DynamicObject = serde_json::from_str(text).expect("fixture parses");
+    let object: odigos_opamp_server::kube::crds::InstrumentationConfig =
+        serde_json::from_str(text).expect("fixture parses");
     configs::workload_config(&object)
 }
 

@@ -8,10 +8,14 @@
 
 use std::collections::BTreeMap;
 
-use kube::api::{ApiResource, DynamicObject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::Resource;
+use kube::api::ApiResource;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::kube::crds::{InstrumentationInstance, InstrumentationInstanceSpec};
+use crate::protocol::instance::InstanceStatus;
 use crate::protocol::{InstanceRecord, NO_CONNECTION_STATUS, instance};
 
 /// Field manager of every apply.
@@ -23,19 +27,11 @@ pub const POD_LABEL: &str = "ownerPodName";
 /// Label: the node whose server wrote the resource; the start-up resync lists by it.
 pub const NODE_LABEL: &str = "odigos.io/node";
 
-const API_VERSION: &str = "odigos.io/v1alpha1";
-const KIND: &str = "InstrumentationInstance";
 const MAX_LABEL_VALUE: usize = 63;
 
-/// The `InstrumentationInstance` kind.
+/// The `InstrumentationInstance` kind, for untyped access (tests, tools).
 pub fn api_resource() -> ApiResource {
-    ApiResource {
-        group: "odigos.io".into(),
-        version: "v1alpha1".into(),
-        api_version: API_VERSION.into(),
-        kind: KIND.into(),
-        plural: "instrumentationinstances".into(),
-    }
+    ApiResource::erase::<InstrumentationInstance>(&())
 }
 
 /// One resource: namespace and name.
@@ -88,7 +84,7 @@ impl ObjectShape {
     }
 
     /// The shape of a listed object, reading only our labels and the pod controller.
-    pub fn of_object(object: &DynamicObject) -> Self {
+    pub fn of_object(object: &InstrumentationInstance) -> Self {
         let labels = object
             .metadata
             .labels
@@ -100,46 +96,50 @@ impl ObjectShape {
         ObjectShape {
             labels,
             owner: pod_owner(object).map(|(name, uid)| (name.to_owned(), uid.to_owned())),
-            container: object
-                .data
-                .pointer("/spec/containerName")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
+            container: object.spec.container_name.clone(),
         }
     }
 
     /// The server-side-apply body for the object. The owner reference does not block the
     /// pod's deletion: that would need `pods/finalizers` rights where
     /// OwnerReferencesPermissionEnforcement is on, and nothing needs the blocking.
-    pub fn apply_body(&self, resource: &ResourceRef) -> Value {
-        let mut metadata = json!({
-            "name": resource.name,
-            "namespace": resource.namespace,
-            "labels": self.labels,
+    pub fn apply_body(&self, resource: &ResourceRef) -> InstrumentationInstance {
+        let owner_references = self.owner.as_ref().map(|(pod, uid)| {
+            vec![OwnerReference {
+                api_version: "v1".into(),
+                kind: "Pod".into(),
+                name: pod.clone(),
+                uid: uid.clone(),
+                controller: Some(true),
+                block_owner_deletion: None,
+            }]
         });
-        if let Some((pod, uid)) = &self.owner {
-            metadata["ownerReferences"] = json!([{
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "name": pod,
-                "uid": uid,
-                "controller": true,
-            }]);
+        let metadata = ObjectMeta {
+            name: Some(resource.name.clone()),
+            namespace: Some(resource.namespace.clone()),
+            labels: Some(self.labels.clone()),
+            owner_references,
+            ..ObjectMeta::default()
+        };
+        InstrumentationInstance {
+            metadata,
+            spec: InstrumentationInstanceSpec {
+                container_name: self.container.clone(),
+            },
+            status: None,
         }
-        json!({
-            "apiVersion": API_VERSION,
-            "kind": KIND,
-            "metadata": metadata,
-            "spec": { "containerName": self.container },
-        })
     }
 }
 
 /// `status` as the CRD stores it.
 pub fn status_value(record: &InstanceRecord) -> Value {
+    status_json(&record.status)
+}
+
+/// A `status` as JSON, as it is sent and as a listed one is compared.
+pub fn status_json(status: &InstanceStatus) -> Value {
     // Serialising plain strings, bools and vectors cannot fail; Null would only cause a write.
-    serde_json::to_value(&record.status).unwrap_or(Value::Null)
+    serde_json::to_value(status).unwrap_or(Value::Null)
 }
 
 /// A fingerprint of a `status`, to tell whether it changed without keeping a copy (a few
@@ -186,18 +186,19 @@ pub fn status_digest(status: &Value) -> StatusDigest {
     hasher.finalize().into()
 }
 
-/// The server-side-apply body for the status subresource.
+/// The server-side-apply body for the status subresource: no `spec`, so this manager owns
+/// only the status fields it sets there.
 pub fn status_apply_body(resource: &ResourceRef, status: &Value) -> Value {
     json!({
-        "apiVersion": API_VERSION,
-        "kind": KIND,
+        "apiVersion": InstrumentationInstance::api_version(&()),
+        "kind": InstrumentationInstance::kind(&()),
         "metadata": { "name": resource.name, "namespace": resource.namespace },
         "status": status,
     })
 }
 
 /// The pod controller of a listed object: (name, uid).
-pub fn pod_owner(object: &DynamicObject) -> Option<(&str, &str)> {
+pub fn pod_owner(object: &InstrumentationInstance) -> Option<(&str, &str)> {
     object
         .metadata
         .owner_references
@@ -211,12 +212,12 @@ pub fn pod_owner(object: &DynamicObject) -> Option<(&str, &str)> {
 /// its last reason is `NoConnectionToOpAMPServer` (as for stale agents), or it is unhealthy
 /// (it explains why a process ended; the server cannot tell it from a kept unhealthy
 /// disconnect).
-pub fn keep_reason(status: Option<&Value>) -> Option<&'static str> {
+pub fn keep_reason(status: Option<&InstanceStatus>) -> Option<&'static str> {
     let status = status?;
-    if status.get("reason").and_then(Value::as_str) == Some(NO_CONNECTION_STATUS) {
+    if status.reason.as_deref() == Some(NO_CONNECTION_STATUS) {
         return Some(NO_CONNECTION_STATUS);
     }
-    if status.get("healthy").and_then(Value::as_bool) == Some(false) {
+    if status.healthy == Some(false) {
         return Some("unhealthy");
     }
     None
@@ -279,7 +280,16 @@ mod tests {
     fn object_body_has_labels_controller_reference_and_spec() {
         let record = record();
         let shape = ObjectShape::desired(&record, "node-a");
-        let body = shape.apply_body(&ResourceRef::of(&record));
+        let typed = shape.apply_body(&ResourceRef::of(&record));
+        let body = serde_json::to_value(&typed).expect("JSON");
+        assert_eq!(
+            (&body["apiVersion"], &body["kind"]),
+            (
+                &json!("odigos.io/v1alpha1"),
+                &json!("InstrumentationInstance")
+            )
+        );
+        assert!(body.get("status").is_none(), "{body}");
         assert_eq!(body["metadata"]["name"], "coupon-7d9f8b6c5d-x2x9z.app.42");
         assert_eq!(body["metadata"]["labels"][APP_LABEL], "deployment-coupon");
         assert_eq!(
@@ -306,7 +316,7 @@ mod tests {
         assert_eq!(body["spec"]["containerName"], "app");
 
         // What we write reads back as the same shape.
-        let object: DynamicObject = serde_json::from_value(body).expect("object");
+        let object: InstrumentationInstance = serde_json::from_value(body).expect("object");
         assert_eq!(ObjectShape::of_object(&object), shape);
     }
 
@@ -347,7 +357,14 @@ mod tests {
 
     #[test]
     fn resync_keeps_lost_connection_and_unhealthy_resources() {
-        let keep = |v: Value| keep_reason(Some(&v));
+        let keep = |v: Value| {
+            let mut status = json!({"lastStatusTime": "2026-01-01T00:00:00Z"});
+            status
+                .as_object_mut()
+                .unwrap()
+                .extend(v.as_object().unwrap().clone());
+            keep_reason(Some(&serde_json::from_value(status).expect("a status")))
+        };
         assert_eq!(
             keep(json!({"healthy": true, "reason": NO_CONNECTION_STATUS})),
             Some(NO_CONNECTION_STATUS)

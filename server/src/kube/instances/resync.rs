@@ -20,7 +20,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::api::{Api, DynamicObject, ListParams};
+use kube::api::{Api, ListParams};
+
+use crate::kube::crds::InstrumentationInstance;
+use crate::protocol::instance::InstanceStatus;
 use tokio::time::Instant;
 
 use super::KubeStore;
@@ -43,7 +46,7 @@ struct Listed {
     resource: ResourceRef,
     pod: Option<String>,
     shape: ObjectShape,
-    status: Option<serde_json::Value>,
+    status: Option<InstanceStatus>,
 }
 
 /// Run the resync for `store`, which started at `started`. Ends when done.
@@ -83,7 +86,7 @@ pub(super) async fn run(store: Arc<KubeStore>, started: Instant, grace: Duration
 /// List this node's resources, retrying (with backoff) until the API server answers.
 async fn list_until_answered(store: &KubeStore) -> Vec<Listed> {
     let writer = &store.writer;
-    let api: Api<DynamicObject> = Api::all_with(writer.client.clone(), &resource::api_resource());
+    let api: Api<InstrumentationInstance> = Api::all(writer.client.clone());
     let params =
         ListParams::default().labels(&format!("{NODE_LABEL}={}", label_value(&writer.node)));
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
@@ -102,7 +105,7 @@ async fn list_until_answered(store: &KubeStore) -> Vec<Listed> {
                         Some(Listed {
                             pod: resource::pod_owner(&object).map(|(pod, _)| pod.to_owned()),
                             shape: ObjectShape::of_object(&object),
-                            status: object.data.get("status").cloned(),
+                            status: object.status.clone(),
                             resource,
                         })
                     })
@@ -140,7 +143,10 @@ fn seed(store: &KubeStore, listed: &[Listed]) {
             .entry(item.resource.clone())
             .or_insert_with(|| Written {
                 object: Some(item.shape.clone()),
-                status: item.status.as_ref().map(resource::status_digest),
+                status: item
+                    .status
+                    .as_ref()
+                    .map(|status| resource::status_digest(&resource::status_json(status))),
             });
     }
 }

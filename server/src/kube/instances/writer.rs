@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+
+use crate::kube::crds::InstrumentationInstance;
 use tokio::time::Instant;
 
 use super::queue::{CoalescingQueue, Taken};
@@ -144,8 +146,8 @@ impl Writer {
         }
     }
 
-    fn api(&self, namespace: &str) -> Api<DynamicObject> {
-        Api::namespaced_with(self.client.clone(), namespace, &resource::api_resource())
+    fn api(&self, namespace: &str) -> Api<InstrumentationInstance> {
+        Api::namespaced(self.client.clone(), namespace)
     }
 
     async fn execute(&self, resource: &ResourceRef, op: &Op) -> Result<(), Failure> {
@@ -161,7 +163,11 @@ impl Writer {
         let digest = resource::status_digest(&status);
         let known = self.written().get(resource).cloned().unwrap_or_default();
         let api = self.api(&resource.namespace);
-        let params = PatchParams::apply(FIELD_MANAGER).force();
+        // Strict: an API server that knows the schema refuses a field it does not have,
+        // rather than dropping it (servers before 1.25 ignore the parameter).
+        let params = PatchParams::apply(FIELD_MANAGER)
+            .force()
+            .validation_strict();
 
         if known.object.as_ref() != Some(&shape) {
             let body = shape.apply_body(resource);

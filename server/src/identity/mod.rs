@@ -8,6 +8,7 @@
 //! implementation can do async I/O (kubelet PodResources, Pod lookups) without the server
 //! being generic over it. The cost, one allocation per *new* agent, is irrelevant.
 
+pub mod cgroup;
 mod static_table;
 mod workload;
 

@@ -83,11 +83,21 @@ fn core(c: &mut Criterion) {
     };
     let config = std::sync::Arc::new(WorkloadConfig::default());
     let table = DeviceTable::from_yaml(&agents::devices_yaml(8)).expect("device table");
-    let request = protocol::identity_request(&id.first_message(&uid), Some(Ok(id.device_id())));
+    let request = protocol::identity_request(
+        &id.first_message(&uid),
+        Some(Ok(id.device_id())),
+        Default::default(),
+    );
     let identity = StaticTableIdentity::new(table)
         .lookup(&request)
         .expect("resolves");
-    let (_, state) = protocol::handle_new(id.first_message(&uid), identity, &config, &ctx);
+    let (_, state) = protocol::handle_new(
+        id.first_message(&uid),
+        identity,
+        Default::default(),
+        &config,
+        &ctx,
+    );
     let mut state = state.expect("a new agent's state");
     let mut seq = 0;
     c.bench_function("handle_known", |b| {

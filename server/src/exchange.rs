@@ -7,13 +7,14 @@ use std::time::{Duration, Instant, SystemTime};
 use odigos_opamp_proto::opamp::proto::AgentToServer;
 
 use crate::config_source::ConfigSource;
-use crate::identity::{Identity, NonUtf8Header};
+use crate::identity::{Identity, NonUtf8Header, Peer};
 use crate::metrics::Metrics;
 use crate::protocol::{
-    self, Admission, Claim, Context, Effect, InstanceRecord, Outcome, attributes::uid_display,
-    instance::instance_key,
+    self, Admission, Binding, Claim, Context, Effect, InstanceRecord, Outcome,
+    attributes::uid_display, instance::instance_key,
 };
 use crate::registry::{Refused, Registry, Slot};
+use crate::settings::PeerVerification;
 use crate::store::InstanceStore;
 
 /// The server's shared state behind both agent listeners.
@@ -25,6 +26,7 @@ pub(crate) struct Exchange {
     pub metrics: Arc<Metrics>,
     pub node_name: String,
     pub heartbeat_interval: Duration,
+    pub peer_verification: PeerVerification,
 }
 
 impl Exchange {
@@ -35,13 +37,14 @@ impl Exchange {
         &self,
         msg: AgentToServer,
         device_id: impl FnOnce() -> Option<Result<String, NonUtf8Header>>,
+        peer: Peer,
     ) -> Outcome {
         let mut device_id = LazyHeader::new(device_id);
         let msg = match self.registry.get(&msg.instance_uid) {
             Some(slot) => match protocol::admit(&msg, true) {
                 Admission::Respond(outcome) => return *outcome,
                 Admission::Known | Admission::Resolve => {
-                    match self.known(msg, slot, &mut device_id) {
+                    match self.known(msg, slot, &mut device_id, &peer) {
                         Ok(outcome) => return outcome,
                         // Removed (disconnect, expiry) between lookup and lock: unknown now.
                         Err(msg) => *msg,
@@ -55,7 +58,7 @@ impl Exchange {
             // Boxed: the rare new-agent path would otherwise make every request's future
             // (moved and boxed on each heartbeat) a kilobyte larger.
             Admission::Known | Admission::Resolve => {
-                Box::pin(self.new_agent(msg, device_id.take())).await
+                Box::pin(self.new_agent(msg, device_id.take(), peer)).await
             }
         }
     }
@@ -66,6 +69,7 @@ impl Exchange {
         msg: AgentToServer,
         slot: Arc<Slot>,
         device_id: &mut LazyHeader<F>,
+        peer: &Peer,
     ) -> Result<Outcome, Box<AgentToServer>>
     where
         F: FnOnce() -> Option<Result<String, NonUtf8Header>>,
@@ -84,30 +88,51 @@ impl Exchange {
                 tracing::debug!(uid = %uid_display(&msg.instance_uid), "message refused: instance_uid is bound to another device id");
                 return Ok(refusal);
             }
+            let bound = &inner.state.binding.peer;
+            let alive = match bound {
+                Peer::Process(process) => process.is_alive(),
+                _ => true,
+            };
+            if let Err(refusal) = protocol::peer::check_bound_peer(
+                &msg.instance_uid,
+                bound,
+                peer,
+                alive,
+                self.peer_verification,
+            ) {
+                self.metrics.resolution_failure(refusal.answer.label());
+                tracing::warn!(uid = %uid_display(&msg.instance_uid), ?peer, "message refused: instance_uid is bound to another peer");
+                return Ok(*refusal);
+            }
             let config = self.config.workload_config(&inner.state.workload_key);
             let outcome = protocol::handle_known(msg, &mut inner.state, &config, &ctx);
             inner.last_seen = Instant::now();
             inner.gone = outcome.forget;
             outcome
         };
+        let uid = &outcome.response.instance_uid;
+        self.apply(uid, &outcome.effects);
         if outcome.forget {
-            self.registry.remove(&outcome.response.instance_uid, &slot);
-            tracing::info!(uid = %uid_display(&outcome.response.instance_uid), "agent disconnected");
+            let gone = slot.lock().state.clone();
+            self.registry.remove(uid, &slot);
+            tracing::info!(uid = %uid_display(uid), "agent disconnected");
+            self.hand_over(&gone);
         }
-        self.apply(&outcome.effects);
         Ok(outcome)
     }
 
-    /// A new agent: resolve its identity (async, no lock held), then create its state.
+    /// A new agent: resolve its identity (async, no lock held), check it against its
+    /// connection, then create its state.
     async fn new_agent(
         &self,
         msg: AgentToServer,
         device_id: Option<Result<String, NonUtf8Header>>,
+        peer: Peer,
     ) -> Outcome {
         if self.registry.is_full() {
             return self.over_capacity(msg.instance_uid);
         }
-        let request = protocol::identity_request(&msg, device_id);
+        let request = protocol::identity_request(&msg, device_id, peer);
         let identity = match self.identity.resolve(&request).await {
             Ok(identity) => identity,
             Err(error) => {
@@ -116,31 +141,70 @@ impl Exchange {
                 return Outcome::identity_failure(msg.instance_uid, &error);
             }
         };
+        let device = request.device_id().ok().flatten().map(Box::<str>::from);
+        let binding = match self.bind(&msg, &identity, request.peer) {
+            Ok(binding) => binding,
+            Err(refusal) => return *refusal,
+        };
         let workload_key = crate::config_source::WorkloadKey {
             namespace: identity.namespace.clone(),
             workload: identity.workload.clone(),
         };
         let config = self.config.workload_config(&workload_key);
-        let (outcome, state) = protocol::handle_new(msg, identity, &config, &self.context());
-        if let Some(state) = state {
-            if let Some(refusal) = self.claimed_by_another(&state) {
-                return refusal;
+        let (outcome, state) =
+            protocol::handle_new(msg, identity, binding, &config, &self.context());
+        let Some(state) = state else {
+            return outcome;
+        };
+        let holds = self.claim(&state, device.as_deref());
+        let pod = format!("{}/{}", state.identity.namespace, state.identity.pod_name);
+        let uid = uid_display(&state.instance_uid);
+        let verification = state.binding.verification.label();
+        match self.registry.insert(state, device, Instant::now(), holds) {
+            Ok(_) => {
+                tracing::info!(%uid, %pod, verification, "agent connected");
+                self.metrics.new_agent(verification);
+                self.apply(&outcome.response.instance_uid, &outcome.effects);
             }
-            let pod = format!("{}/{}", state.identity.namespace, state.identity.pod_name);
-            let uid = uid_display(&state.instance_uid);
-            let bound = request.device_id().ok().flatten().map(Box::from);
-            match self.registry.insert(state, bound, Instant::now()) {
-                Ok(_) => {
-                    tracing::info!(%uid, %pod, "agent connected");
-                    self.apply(&outcome.effects);
-                }
-                // A concurrent first message of the same uid won; its state stays and this
-                // answer (the same full config) is still right.
-                Err(Refused::Exists) => {}
-                Err(Refused::Full) => return self.over_capacity(outcome.response.instance_uid),
-            }
+            // A concurrent first message of the same uid won; its state stays and this
+            // answer (the same full config) is still right.
+            Err(Refused::Exists) => {}
+            Err(Refused::Full) => return self.over_capacity(outcome.response.instance_uid),
         }
         outcome
+    }
+
+    /// What the connection says of the new agent, held against its claims by the rules of
+    /// [`protocol::peer::verify_peer`].
+    fn bind(
+        &self,
+        msg: &AgentToServer,
+        identity: &crate::identity::ResolvedIdentity,
+        peer: Peer,
+    ) -> Result<Binding, Box<Outcome>> {
+        if self.peer_verification == PeerVerification::Off {
+            return Ok(Binding::default());
+        }
+        let facts = self.identity.peer_facts(&peer);
+        let pid = msg
+            .agent_description
+            .as_ref()
+            .and_then(|d| protocol::attributes::pid(&d.identifying_attributes))
+            .unwrap_or_default();
+        match protocol::peer::verify_peer(
+            &msg.instance_uid,
+            identity,
+            pid,
+            &facts,
+            self.peer_verification,
+        ) {
+            Ok(verification) => Ok(Binding { peer, verification }),
+            Err(refusal) => {
+                self.metrics.resolution_failure(refusal.answer.label());
+                tracing::warn!(uid = %uid_display(&msg.instance_uid), ?facts, "new agent refused: its connection is not its pod's");
+                Err(refusal)
+            }
+        }
     }
 
     /// 503 for a new agent when the registry is full (the rule: [`protocol::over_capacity`]).
@@ -151,27 +215,31 @@ impl Exchange {
         outcome
     }
 
-    /// Another agent holding the new one's resource (pod, container, pid): replaced when
-    /// it is the same process restarted, else the new one is refused ([`protocol::claim`]).
-    fn claimed_by_another(&self, state: &protocol::AgentState) -> Option<Outcome> {
+    /// Whether the new agent takes its resource (pod, container, pid) now: yes when nobody
+    /// holds it, or when the holder is replaced ([`protocol::claim`]); else it waits.
+    fn claim(&self, state: &protocol::AgentState, device: Option<&str>) -> bool {
         let key = instance_key(state);
-        let (uid, slot) = self.registry.holder_of(&key, &state.instance_uid)?;
+        let Some((uid, slot)) = self.registry.holder_of(&key, &state.instance_uid) else {
+            return true;
+        };
         let claim = {
             let mut holder = slot.lock();
-            let claim = protocol::claim(state, holder.last_seen.elapsed(), self.heartbeat_interval);
-            holder.gone |= matches!(claim, Claim::Replace);
+            let same_device = device.is_some() && holder.device_id.as_deref() == device;
+            let proven = same_device || state.binding.verification.is_verified();
+            let claim =
+                protocol::claim(proven, holder.last_seen.elapsed(), self.heartbeat_interval);
+            holder.gone |= claim == Claim::Replace;
             claim
         };
         match claim {
             Claim::Replace => {
                 self.registry.remove(&uid, &slot);
                 tracing::info!(old = %uid_display(&uid), new = %uid_display(&state.instance_uid), "agent replaced by a new instance of the same process");
-                None
+                true
             }
-            Claim::Refuse(outcome) => {
-                self.metrics.resolution_failure(outcome.answer.label());
-                tracing::warn!(uid = %uid_display(&state.instance_uid), holder = %uid_display(&uid), "new agent refused: its resource belongs to a live agent");
-                Some(*outcome)
+            Claim::Wait => {
+                tracing::warn!(uid = %uid_display(&state.instance_uid), holder = %uid_display(&uid), "new agent served, but its resource stays with a live agent of the same process until that one goes");
+                false
             }
         }
     }
@@ -181,13 +249,42 @@ impl Exchange {
         let expired = self.registry.sweep(Instant::now(), stale_after);
         for state in &expired {
             tracing::info!(uid = %uid_display(&state.instance_uid), "agent expired: no message within {stale_after:?}");
-            self.apply(&protocol::expire(state));
+            self.apply(&state.instance_uid, &protocol::expire(state));
+            self.hand_over(state);
         }
         expired.len()
     }
 
-    fn apply(&self, effects: &[Effect]) {
+    /// A holder is gone: an agent waiting for its resource takes it, and writes it.
+    fn hand_over(&self, gone: &protocol::AgentState) {
+        let key = instance_key(gone);
+        if self.registry.holder_of(&key, &gone.instance_uid).is_some() {
+            // It was a waiting one itself: the holder keeps its resource.
+            return;
+        }
+        let Some(slot) = self.registry.waiting_for(&key, &gone.instance_uid) else {
+            return;
+        };
+        let (uid, record) = {
+            let inner = slot.lock();
+            let record = InstanceRecord::from_state(&inner.state, SystemTime::now());
+            (inner.state.instance_uid.clone(), record)
+        };
+        tracing::info!(uid = %uid_display(&uid), resource = %record.name, "agent takes over the resource of the agent it waited for");
+        self.apply(&uid, &[Effect::WriteInstance(Box::new(record))]);
+    }
+
+    /// The store effects of agent `uid`'s message; none while it waits for a live holder
+    /// of its resource.
+    fn apply(&self, uid: &[u8], effects: &[Effect]) {
         for effect in effects {
+            let key = match effect {
+                Effect::WriteInstance(record) => &record.key,
+                Effect::DeleteInstance(key) => key,
+            };
+            if !self.registry.may_write(key, uid) {
+                continue;
+            }
             match effect {
                 Effect::WriteInstance(record) => {
                     self.metrics.store_write("apply");

@@ -9,7 +9,7 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, ValueEnum};
 use odigos_opamp_server::identity::{DeviceTable, StaticTableIdentity};
 use odigos_opamp_server::kube::{KubeOptions, Kubernetes};
-use odigos_opamp_server::settings::{self, Mode, Settings};
+use odigos_opamp_server::settings::{self, Mode, PeerVerification, Settings};
 use odigos_opamp_server::{Server, ServerBuilder, kubelet};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -80,6 +80,16 @@ struct Cli {
     #[arg(long, env = "ODIGOS_OPAMP_NO_KUBELET", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_value = "false", default_missing_value = "true")]
     no_kubelet: bool,
 
+    /// How an agent's connection is held against who it says it is. A connection names its
+    /// pod by its pod IP (TCP) or by its process's cgroup (unix socket; needs hostPID).
+    /// required: agents whose connection names no pod (the node's address, hostNetwork
+    /// pods, no /proc) are refused. when-possible: they are served on the checks of their
+    /// claims alone, marked unverified. off: connections are not looked at. In every mode but
+    /// off, a connection that names another pod than the claim is refused, and a registered
+    /// agent's messages must come from the peer it registered from.
+    #[arg(long, env = "ODIGOS_OPAMP_PEER_VERIFICATION", value_enum, default_value_t = PeerVerificationArg::WhenPossible)]
+    peer_verification: PeerVerificationArg,
+
     /// /agents on the admin listener shows raw instance uids, which let a client speak for
     /// an agent, and everything agents reported. Off: uids as a short digest, and no
     /// attributes. For development only: the admin port is reachable from pods.
@@ -149,6 +159,23 @@ fn parse_socket_path(text: &str) -> Result<PathBuf, String> {
         return Err("an empty path: to not ask the kubelet, use --no-kubelet".into());
     }
     Ok(PathBuf::from(text))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum PeerVerificationArg {
+    Required,
+    WhenPossible,
+    Off,
+}
+
+impl From<PeerVerificationArg> for PeerVerification {
+    fn from(arg: PeerVerificationArg) -> Self {
+        match arg {
+            PeerVerificationArg::Required => PeerVerification::Required,
+            PeerVerificationArg::WhenPossible => PeerVerification::WhenPossible,
+            PeerVerificationArg::Off => PeerVerification::Off,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -243,6 +270,7 @@ impl Cli {
         let mut settings = Settings {
             mode: self.mode()?,
             admin_shows_credentials: self.admin_show_credentials,
+            peer_verification: self.peer_verification.into(),
             listen: self.listen,
             unix_socket: self.unix_socket.clone(),
             admin_listen: self.admin_listen,
@@ -313,7 +341,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format, &cli.log)?;
     let settings = cli.settings()?;
-    tracing::info!(mode = %settings.mode, "mode");
+    tracing::info!(mode = %settings.mode, peer_verification = %settings.peer_verification, "mode");
     let mut signals = StopSignals::register()?;
     let builder = Server::builder(settings.clone());
     let (builder, kubernetes) = if settings.mode == Mode::Embedded {

@@ -39,6 +39,11 @@ struct BackendRequestLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerificationLabel {
+    verification: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: &'static str,
 }
@@ -51,6 +56,7 @@ pub(crate) struct Metrics {
     handling_seconds: Histogram,
     store_writes: Family<OperationLabel, Counter>,
     resolution_failures: Family<ReasonLabel, Counter>,
+    new_agents: Family<VerificationLabel, Counter>,
     backend: BackendMetrics,
 }
 
@@ -106,6 +112,7 @@ impl Metrics {
         let handling_seconds = Histogram::new(LATENCY_BUCKETS);
         let store_writes = Family::<OperationLabel, Counter>::default();
         let resolution_failures = Family::<ReasonLabel, Counter>::default();
+        let new_agents = Family::<VerificationLabel, Counter>::default();
         registry.register("requests", "Agent requests by outcome", requests.clone());
         registry.register(
             "connected_agents",
@@ -126,6 +133,12 @@ impl Metrics {
             "identity_resolution_failures",
             "New agents whose identity could not be resolved, by reason",
             resolution_failures.clone(),
+        );
+        registry.register(
+            "new_agents",
+            "Agents registered, by how their connection verified them: verified, unverified \
+             (it names no pod), not-checked (--peer-verification off)",
+            new_agents.clone(),
         );
         let backend = BackendMetrics {
             requests: Family::default(),
@@ -161,6 +174,7 @@ impl Metrics {
             handling_seconds,
             store_writes,
             resolution_failures,
+            new_agents,
             backend,
         }
     }
@@ -181,6 +195,13 @@ impl Metrics {
     pub(crate) fn store_write(&self, operation: &'static str) {
         self.store_writes
             .get_or_create(&OperationLabel { operation })
+            .inc();
+    }
+
+    /// Count one registered agent, by its verification label.
+    pub(crate) fn new_agent(&self, verification: &'static str) {
+        self.new_agents
+            .get_or_create(&VerificationLabel { verification })
             .inc();
     }
 

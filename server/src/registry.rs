@@ -92,11 +92,14 @@ impl Registry {
 
     /// Add a new agent. When another request added the same uid first, or the registry is
     /// full, this state is dropped.
+    /// Register an agent. With `hold`, it takes its resource key over; without, it only
+    /// does when no live agent holds the key (a claimant that waits for the holder).
     pub(crate) fn insert(
         &self,
         state: AgentState,
         device_id: Option<Box<str>>,
         now: Instant,
+        hold: bool,
     ) -> Result<Arc<Slot>, Refused> {
         match self
             .agents
@@ -124,9 +127,12 @@ impl Registry {
                     }),
                 });
                 vacant.insert(Arc::clone(&slot));
-                // The latest registration holds the key; a displaced holder was refused or
-                // replaced by the caller before.
-                self.holders.insert(key, uid);
+                if hold {
+                    // A displaced holder was replaced by the caller before.
+                    self.holders.insert(key, uid);
+                } else {
+                    self.holders.entry(key).or_insert(uid);
+                }
                 Ok(slot)
             }
         }
@@ -150,6 +156,28 @@ impl Registry {
     }
 
     /// The live agent other than `uid` that holds resource `key`, if any.
+    /// Whether `uid` may write resource `key`: it holds it, or nobody does (and it takes it).
+    pub(crate) fn may_write(&self, key: &InstanceKey, uid: &[u8]) -> bool {
+        let holder = self.holders.get(key).map(|h| h.value().clone());
+        match holder {
+            Some(holder) if &*holder == uid => true,
+            Some(holder) if self.get(&holder).is_some_and(|slot| !slot.lock().gone) => false,
+            _ => {
+                self.holders.insert(key.clone(), uid.into());
+                true
+            }
+        }
+    }
+
+    /// A live agent other than `uid` whose resource key is `key` (a claimant that waits for
+    /// the holder to go), if any.
+    pub(crate) fn waiting_for(&self, key: &InstanceKey, uid: &[u8]) -> Option<Arc<Slot>> {
+        self.agents
+            .iter()
+            .find(|e| e.value().key == *key && &**e.key() != uid && !e.value().lock().gone)
+            .map(|e| Arc::clone(e.value()))
+    }
+
     pub(crate) fn holder_of(
         &self,
         key: &InstanceKey,

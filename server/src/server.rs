@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use crate::admin::{self, AdminState};
 use crate::config_source::{ConfigSource, MemoryConfigSource};
 use crate::exchange::Exchange;
-use crate::identity::{DeviceTable, Identity, NonUtf8Header, StaticTableIdentity};
+use crate::identity::{DeviceTable, Identity, NonUtf8Header, Peer, StaticTableIdentity};
 use crate::metrics::Metrics;
 use crate::protocol::{AgentState, Outcome};
 use crate::registry::Registry;
@@ -115,6 +115,7 @@ impl ServerBuilder {
             metrics: Arc::new(Metrics::new()),
             node_name: settings.node_name.clone(),
             heartbeat_interval: settings.heartbeat_interval,
+            peer_verification: settings.peer_verification,
         });
         let service = Arc::new(AgentService {
             exchange: Arc::clone(&exchange),
@@ -215,7 +216,7 @@ impl InProcess {
         msg: AgentToServer,
         device_id: impl FnOnce() -> Option<Result<String, NonUtf8Header>>,
     ) -> Outcome {
-        self.exchange.handle(msg, device_id).await
+        self.exchange.handle(msg, device_id, Peer::Unknown).await
     }
 }
 
@@ -324,6 +325,7 @@ fn serve<L>(
 ) -> JoinHandle<io::Result<()>>
 where
     L: axum::serve::Listener,
+    L::Io: transport::serve::PeerOf,
 {
     tokio::spawn(transport::serve::serve(listener, router, limits, stop))
 }

@@ -54,6 +54,30 @@ impl std::fmt::Display for Mode {
     }
 }
 
+/// What to do with an agent whose connection names no pod (docs/protocol.md §3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PeerVerification {
+    /// Refuse it (403): only agents whose connection names their pod are served.
+    Required,
+    /// Serve it on the checks of its claims alone, marked unverified. A connection that
+    /// names another pod than the claim is refused either way.
+    #[default]
+    WhenPossible,
+    /// Do not look at connections at all (the behaviour before peer verification).
+    Off,
+}
+
+impl std::fmt::Display for PeerVerification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            PeerVerification::Required => "required",
+            PeerVerification::WhenPossible => "when-possible",
+            PeerVerification::Off => "off",
+        })
+    }
+}
+
 /// The bounds of every setting, checked by [`Settings::validate`].
 pub mod bounds {
     use std::time::Duration;
@@ -93,6 +117,8 @@ pub struct Settings {
     /// what lets a client speak for it). Off by default; [`Settings::loopback`] turns it on
     /// for tests and tools that embed the server.
     pub admin_shows_credentials: bool,
+    /// Whether agents must be, may be or are not verified by their connection.
+    pub peer_verification: PeerVerification,
     /// Agent listener (TCP).
     pub listen: SocketAddr,
     /// Optional second agent listener on a unix socket (created mode 0666, a stale file
@@ -131,6 +157,7 @@ impl Default for Settings {
         Settings {
             mode: Mode::default(),
             admin_shows_credentials: false,
+            peer_verification: PeerVerification::default(),
             listen: DEFAULT_LISTEN,
             unix_socket: None,
             admin_listen: DEFAULT_ADMIN_LISTEN,

@@ -34,6 +34,7 @@ fn help_explains_every_flag_and_its_environment_variable() {
         ("--trust-self-reported", "ODIGOS_OPAMP_TRUST_SELF_REPORTED"),
         ("--mode", "ODIGOS_OPAMP_MODE"),
         ("--no-kubelet", "ODIGOS_OPAMP_NO_KUBELET"),
+        ("--peer-verification", "ODIGOS_OPAMP_PEER_VERIFICATION"),
         (
             "--admin-show-credentials",
             "ODIGOS_OPAMP_ADMIN_SHOW_CREDENTIALS",
@@ -226,14 +227,20 @@ async fn sigterm_stops_gracefully_and_removes_the_socket() {
     let socket = dir.path().join("exchange.sock");
     let running = start(&devices_file(dir.path()), &socket);
     first_message_gets_the_sdk_section(running.agent_addr).await;
+    // Another agent, over the unix socket (an agent keeps the transport it registered on:
+    // a uid registered over TCP is refused from another peer).
     let mut over_unix = client::Connection::unix(&socket).await;
-    assert_eq!(
-        over_unix
-            .post(&messages::heartbeat(messages::PY_UID, 2), &[])
-            .await
-            .status,
-        StatusCode::OK
-    );
+    let uid = b"0192f1e4-unix-7b8e-9d2f-3a4b5c6d7e8f";
+    let other = odigos_opamp_proto::opamp::proto::AgentToServer {
+        agent_description: Some(messages::python_description(uid, "cart-0", "cart")),
+        ..messages::first_message(uid, 0)
+    };
+    let reply = over_unix.post(&other, &[]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let refused = over_unix
+        .post(&messages::heartbeat(messages::PY_UID, 2), &[])
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
     drop(over_unix);
     stop_with(running, libc::SIGTERM);
     assert!(!socket.exists(), "socket file removed");

@@ -264,19 +264,24 @@ async fn another_pods_device_id_or_pod_name_leaves_the_victims_resource_alone() 
     assert!(sdk.contains(r#""value":"attacker-pod""#), "{sdk}");
     assert!(!sdk.contains("victim-pod"), "{sdk}");
 
-    // The victim's pod name and pid, self-reported: the resource is a live agent's.
+    // The victim's pod name and pid, self-reported, from a connection that cannot be told
+    // apart (embedded mode has no pod IPs): served (it may be the victim's process after
+    // an exec), but the resource stays the live victim's; its disconnect deletes nothing.
     let reply = attacker
         .post(&claim(b"attacker-2", "victim-pod", 4242), &[])
         .await;
-    assert_conflict(&reply, b"attacker-2");
-    // The victim's device id (leaked), same pid: the same.
-    let reply = attacker
-        .post(
-            &claim(b"attacker-3", "victim-pod", 4242),
-            &[("x-odigos-deviceid", "dev-victim")],
-        )
-        .await;
-    assert_conflict(&reply, b"attacker-3");
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let unhealthy = AgentToServer {
+        health: Some(health(false, "AgentFailure", "spoofed")),
+        ..heartbeat(b"attacker-2", 1)
+    };
+    assert_eq!(attacker.post(&unhealthy, &[]).await.status, StatusCode::OK);
+    let bye = disconnect(
+        b"attacker-2",
+        2,
+        Some(health(true, "ProcessTerminated", "")),
+    );
+    assert_eq!(attacker.post(&bye, &[]).await.status, StatusCode::OK);
     // The victim's pod name with another pid is another process of that pod: its own
     // resource, and its disconnect deletes only that one.
     let reply = attacker
@@ -307,47 +312,87 @@ async fn another_pods_device_id_or_pod_name_leaves_the_victims_resource_alone() 
 }
 
 #[tokio::test]
-async fn a_restarted_process_replaces_its_predecessor_once_that_is_quiet_for_an_interval() {
+async fn a_new_uid_for_a_live_process_is_served_at_once_and_takes_the_resource_when_the_holder_goes()
+ {
     let interval = Duration::from_millis(500);
     let t = server::start_with(
         Settings {
             heartbeat_interval: interval,
-            stale_factor: 100.0,
+            stale_factor: 2.0,
             ..Settings::loopback()
         },
         identity(),
     )
     .await;
+    let key = InstanceKey {
+        pod: "restarts".into(),
+        pid: 1,
+        ..victim_key()
+    };
+    let status_of = |t: &TestServer| t.store.get(&key).and_then(|r| r.status.message);
     let mut c = Connection::tcp(t.server.agent_addr()).await;
-    let old = c.post(&claim(b"before-restart", "restarts", 1), &[]).await;
+    let old = c.post(&claim(b"before-exec", "restarts", 1), &[]).await;
     assert_eq!(old.status, StatusCode::OK);
-    // The same container's process, restarted with the same pid and a new uid, while the
-    // old agent still counts as live: refused, with nothing changed.
-    let early = c.post(&claim(b"after-restart", "restarts", 1), &[]).await;
-    assert_conflict(&early, b"after-restart");
-    tokio::time::sleep(interval + Duration::from_millis(200)).await;
-    let late = c.post(&claim(b"after-restart", "restarts", 1), &[]).await;
-    assert_eq!(late.status, StatusCode::OK, "{}", late.text());
+    // The same container's process after an exec: the same pid, a new uid, while the old
+    // agent still counts as live. Served at once, with its config.
+    let mut after = claim(b"after-exec", "restarts", 1);
+    after.health = Some(health(true, "Healthy", "after the exec"));
+    let early = c.post(&after, &[]).await;
+    assert_eq!(early.status, StatusCode::OK, "{}", early.text());
+    assert!(early.message().remote_config.is_some());
+    // Unproven (no device id, no pod IP in embedded mode), it waits: the resource is still
+    // the old agent's while that one is live.
+    assert_eq!(status_of(&t).as_deref(), Some("injected by another pod"));
+    // The old agent goes stale: the new one takes the resource over.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while status_of(&t).as_deref() != Some("after the exec") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never handed over: {:?}",
+            status_of(&t)
+        );
+        let beat = c.post(&heartbeat(b"after-exec", 1), &[]).await;
+        assert_eq!(beat.status, StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let uids: Vec<Vec<u8>> = t
         .server
         .agents()
         .into_iter()
         .map(|a| a.instance_uid)
         .collect();
-    assert_eq!(uids, vec![b"after-restart".to_vec()]);
-    let key = InstanceKey {
-        pod: "restarts".into(),
-        pid: 1,
-        ..victim_key()
-    };
-    let records: Vec<_> = t
+    assert_eq!(uids, vec![b"after-exec".to_vec()]);
+    let records = t
         .store
         .records()
         .into_iter()
         .filter(|r| r.key == key)
+        .count();
+    assert_eq!(records, 1, "one resource for the process");
+}
+
+#[tokio::test]
+async fn a_new_uid_with_the_holders_device_id_replaces_it_at_once() {
+    let t = start().await;
+    let _victim = register_victim(&t).await;
+    // A 2025 agent re-executed: the same device, the same pid, a new uid.
+    let mut c = Connection::tcp(t.server.agent_addr()).await;
+    let mut after = claim(b"victim-after-exec", "victim-pod", 4242);
+    after.health = Some(health(true, "Healthy", "after the exec"));
+    let reply = c.post(&after, &[("x-odigos-deviceid", "dev-victim")]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let uids: Vec<Vec<u8>> = t
+        .server
+        .agents()
+        .into_iter()
+        .filter(|a| a.identity.pod_name == "victim-pod")
+        .map(|a| a.instance_uid)
         .collect();
-    assert_eq!(records.len(), 1, "one resource for the process");
-    // The old uid is unknown now: asked for its full state, like after a server restart.
-    let beat = c.post(&heartbeat(b"before-restart", 1), &[]).await;
-    assert_eq!(beat.message().flags & 1, 1);
+    assert_eq!(
+        uids,
+        vec![b"victim-after-exec".to_vec()],
+        "the old uid is forgotten"
+    );
+    let record = t.store.get(&victim_key()).expect("the resource, reused");
+    assert_eq!(record.status.message.as_deref(), Some("after the exec"));
 }

@@ -35,6 +35,7 @@ fn attributes(namespace: &str, pod: &str, container: &str) -> IdentityRequest {
         namespace: Some(namespace.into()),
         pod: Some(pod.into()),
         container: Some(container.into()),
+        ..IdentityRequest::default()
     }
 }
 

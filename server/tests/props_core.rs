@@ -244,7 +244,13 @@ fn registered(first_seq: u64) -> AgentState {
             name: "coupon".into(),
         },
     };
-    let (_, state) = protocol::handle_new(msg, id, &std::sync::Arc::default(), &ctx(0));
+    let (_, state) = protocol::handle_new(
+        msg,
+        id,
+        Default::default(),
+        &std::sync::Arc::default(),
+        &ctx(0),
+    );
     state.expect("a new agent's state")
 }
 

@@ -233,7 +233,7 @@ impl World {
             Device::Garbage(s) => Ok(s),
             Device::NonUtf8 => Err(NonUtf8Header),
         });
-        let request = protocol::identity_request(&msg, header);
+        let request = protocol::identity_request(&msg, header, Default::default());
         let identity = match self.identity.lookup(&request) {
             Ok(identity) => identity,
             Err(error) => {
@@ -251,7 +251,8 @@ impl World {
         }
         let config = self.config_of(&key);
         let uid = msg.instance_uid.clone();
-        let (outcome, state) = protocol::handle_new(msg, identity, &config, ctx);
+        let (outcome, state) =
+            protocol::handle_new(msg, identity, Default::default(), &config, ctx);
         let state = state.expect("admitted messages carry pid and language");
         assert!(outcome.answer.is_ok());
         let sent = outcome

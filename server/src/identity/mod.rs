@@ -9,9 +9,11 @@
 //! being generic over it. The cost, one allocation per *new* agent, is irrelevant.
 
 pub mod cgroup;
+mod peer;
 mod static_table;
 mod workload;
 
+pub use peer::{Peer, PeerFacts, ProcessPeer};
 pub use static_table::{DeviceRow, DeviceTable, DeviceTableError, StaticTableIdentity};
 pub use workload::{Workload, WorkloadKind, WorkloadKindParseError};
 
@@ -35,6 +37,8 @@ pub struct IdentityRequest {
     pub pod: Option<String>,
     /// Self-reported `k8s.container.name`.
     pub container: Option<String>,
+    /// Who the connection says is calling.
+    pub peer: Peer,
 }
 
 /// A header value that is not valid UTF-8 (kept so the error can say so).
@@ -113,6 +117,13 @@ pub trait Identity: Send + Sync + 'static {
     /// Whether this implementation can answer now (drives `/readyz`).
     fn is_ready(&self) -> bool {
         true
+    }
+
+    /// What the connection says about who is calling (docs/protocol.md §3, peer
+    /// verification). Called for a new agent, outside any lock, so it may read `/proc`; must
+    /// answer from memory otherwise. Without pods to match peers with: unresolved.
+    fn peer_facts(&self, _peer: &Peer) -> PeerFacts {
+        PeerFacts::unresolved("this identity source has no pods to match connections with")
     }
 }
 

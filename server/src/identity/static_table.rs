@@ -319,6 +319,7 @@ mod tests {
             namespace: attrs.map(|a| a.0.to_owned()),
             pod: attrs.map(|a| a.1.to_owned()),
             container: attrs.map(|a| a.2.to_owned()),
+            peer: Default::default(),
         }
     }
 

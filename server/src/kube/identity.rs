@@ -4,7 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::identity::{Identity, IdentityError, IdentityFuture, IdentityRequest, ResolvedIdentity};
+use crate::identity::{
+    Identity, IdentityError, IdentityFuture, IdentityRequest, Peer, PeerFacts, ProcessPeer,
+    ResolvedIdentity, cgroup,
+};
 use crate::kubelet::{DeviceCache, DeviceLookupError, Found};
 
 use super::pods::PodCache;
@@ -151,5 +154,72 @@ impl Identity for KubeIdentity {
     /// Ready once the Pod watch (and any other registered watch) has synced.
     fn is_ready(&self) -> bool {
         self.pods.is_synced() && self.also_synced.iter().all(|w| w.is_synced())
+    }
+
+    /// The pod the connection comes from: by the peer's IP over TCP, by the peer process's
+    /// cgroup over the unix socket (which needs `hostPID: true` to see other pods' pids).
+    fn peer_facts(&self, peer: &Peer) -> PeerFacts {
+        match peer {
+            Peer::Tcp(ip) => match self.pods.by_ip(*ip) {
+                Some(pod) if pod.host_network => PeerFacts::unresolved(format!(
+                    "{ip} is the node's address (pod {}/{} uses hostNetwork): hostNetwork                      pods and the node's own processes cannot be told apart",
+                    pod.namespace, pod.name
+                )),
+                Some(pod) => PeerFacts::Pod {
+                    namespace: pod.namespace.clone(),
+                    pod: pod.name.clone(),
+                },
+                None => PeerFacts::unresolved(format!(
+                    "{ip} is no pod's address on this node (the node's own, or a hostNetwork                      pod's)"
+                )),
+            },
+            Peer::Process(process) => self.process_facts(process),
+            Peer::Unknown => PeerFacts::unresolved("the request came over no socket"),
+        }
+    }
+}
+
+impl KubeIdentity {
+    /// The container of a unix-socket peer, from `/proc/<pid>/cgroup` and `NSpid`, read while
+    /// the process is known to be the peer (checked alive after the reads).
+    fn process_facts(&self, process: &ProcessPeer) -> PeerFacts {
+        let pid = process.pid;
+        let read = |file: &str| std::fs::read_to_string(format!("/proc/{pid}/{file}"));
+        let (cgroups, status) = match (read("cgroup"), read("status")) {
+            (Ok(cgroups), Ok(status)) => (cgroups, status),
+            (Err(error), _) | (_, Err(error)) => {
+                return PeerFacts::unresolved(format!(
+                    "cannot read /proc/{pid} of the peer process ({error}); the server needs                      hostPID: true to see the pids of other pods"
+                ));
+            }
+        };
+        if !process.is_alive() {
+            return PeerFacts::unresolved(format!("the peer process {pid} exited meanwhile"));
+        }
+        let Some(container) = cgroup::parse_cgroup(&cgroups) else {
+            return PeerFacts::unresolved(format!("process {pid} runs in no pod's container"));
+        };
+        let Some(pod) = self.pods.by_uid(&container.pod_uid) else {
+            return PeerFacts::unresolved(format!(
+                "process {pid} runs in pod {}, which this node's pod watch does not have",
+                container.pod_uid
+            ));
+        };
+        let Some((name, _)) = pod
+            .container_ids
+            .iter()
+            .find(|(_, id)| *id == container.container_id)
+        else {
+            return PeerFacts::unresolved(format!(
+                "process {pid} runs in container {} of pod {}/{}, which its status does not list                  (yet)",
+                container.container_id, pod.namespace, pod.name
+            ));
+        };
+        PeerFacts::Container {
+            namespace: pod.namespace.clone(),
+            pod: pod.name.clone(),
+            container: name.clone(),
+            vpid: cgroup::parse_vpid(&status),
+        }
     }
 }

@@ -7,14 +7,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodStatus};
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod, PodSpec, PodStatus};
 use kube::api::Api;
 use kube::runtime::watcher;
 use tokio::task::JoinHandle;
 
 use super::watch::{self, ProjectedMirror, Projection, WatchStatus};
 use super::workload;
-use crate::identity::Workload;
+use crate::identity::{Workload, cgroup};
 
 /// What identity needs to know about a pod.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,6 +30,13 @@ pub struct PodInfo {
     /// `Succeeded` or `Failed`: no process of it can be talking to us.
     pub finished: Option<String>,
     pub workload: Workload,
+    /// `status.podIPs` (and `podIP`): the addresses its connections come from.
+    pub ips: Vec<IpAddr>,
+    /// `spec.hostNetwork`: its connections come from the node's addresses.
+    pub host_network: bool,
+    /// (container name, container id without the runtime prefix), of every container,
+    /// init and ephemeral ones included, from `status.*containerStatuses`.
+    pub container_ids: Vec<(String, String)>,
 }
 
 impl PodInfo {
@@ -52,7 +61,37 @@ impl PodInfo {
             .and_then(|s| s.phase.clone())
             .filter(|phase| phase == "Succeeded" || phase == "Failed");
         let owners = meta.owner_references.as_deref().unwrap_or_default();
+        let status = pod.status.as_ref();
+        let ips = status
+            .map(|s| {
+                let listed = s.pod_ips.iter().flatten().map(|ip| ip.ip.as_str());
+                let mut ips: Vec<IpAddr> = listed
+                    .chain(s.pod_ip.as_deref())
+                    .filter_map(|ip| ip.parse().ok())
+                    .collect();
+                ips.sort_unstable();
+                ips.dedup();
+                ips
+            })
+            .unwrap_or_default();
+        let container_ids = status
+            .map(|s| {
+                s.container_statuses
+                    .iter()
+                    .flatten()
+                    .chain(s.init_container_statuses.iter().flatten())
+                    .chain(s.ephemeral_container_statuses.iter().flatten())
+                    .filter_map(|c| {
+                        let id = cgroup::status_container_id(c.container_id.as_deref()?)?;
+                        Some((c.name.clone(), id.to_owned()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         Some(PodInfo {
+            ips,
+            host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
+            container_ids,
             workload: workload::derive(&name, meta.labels.as_ref(), owners),
             uid: meta.uid.clone(),
             node: spec.and_then(|s| s.node_name.clone()),
@@ -131,14 +170,32 @@ fn strip(pod: &mut Pod) {
         };
         pod.spec = Some(PodSpec {
             node_name: spec.node_name,
+            host_network: spec.host_network,
             containers: names(spec.containers),
             init_containers: spec.init_containers.map(names),
             ..PodSpec::default()
         });
     }
     if let Some(status) = pod.status.take() {
+        // Only the names and ids of the container statuses: peer verification.
+        let ids = |statuses: Option<Vec<ContainerStatus>>| {
+            statuses.map(|list| {
+                list.into_iter()
+                    .map(|c| ContainerStatus {
+                        name: c.name,
+                        container_id: c.container_id,
+                        ..ContainerStatus::default()
+                    })
+                    .collect()
+            })
+        };
         pod.status = Some(PodStatus {
             phase: status.phase,
+            pod_ip: status.pod_ip,
+            pod_ips: status.pod_ips,
+            container_statuses: ids(status.container_statuses),
+            init_container_statuses: ids(status.init_container_statuses),
+            ephemeral_container_statuses: ids(status.ephemeral_container_statuses),
             ..PodStatus::default()
         });
     }
@@ -192,6 +249,16 @@ impl PodCache {
     /// A pod of this node, from memory only.
     pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<PodInfo>> {
         self.mirror.get(&(namespace.to_owned(), name.to_owned()))
+    }
+
+    /// The pod of this node with this IP, if one has it (from memory).
+    pub fn by_ip(&self, ip: IpAddr) -> Option<Arc<PodInfo>> {
+        self.mirror.find(|pod| pod.ips.contains(&ip))
+    }
+
+    /// The pod of this node with this uid, if any (from memory).
+    pub fn by_uid(&self, uid: &str) -> Option<Arc<PodInfo>> {
+        self.mirror.find(|pod| pod.uid.as_deref() == Some(uid))
     }
 
     /// Number of pods in memory.

@@ -80,6 +80,12 @@ impl<P: Projection> ProjectedMirror<P> {
         self.read().get(key).cloned()
     }
 
+    /// The first value `matches` accepts, if any (a scan: for the rare lookups that are not
+    /// by key).
+    pub fn find(&self, matches: impl Fn(&P::Value) -> bool) -> Option<Arc<P::Value>> {
+        self.read().values().find(|v| matches(v)).cloned()
+    }
+
     /// How many objects are kept.
     pub fn len(&self) -> usize {
         self.read().len()

@@ -182,6 +182,8 @@ pub struct InstanceRecord {
     pub instrumented_app: String,
     /// Label `ownerPodName`.
     pub owner_pod_name: String,
+    /// Label `odigos.io/peer-verification`: `verified`, `unverified` or `not-checked`.
+    pub peer_verification: &'static str,
     pub status: InstanceStatus,
 }
 
@@ -206,6 +208,7 @@ impl InstanceRecord {
             pod_uid: state.identity.pod_uid.clone(),
             instrumented_app: state.identity.workload.object_name(),
             owner_pod_name: state.identity.pod_name.clone(),
+            peer_verification: state.binding.verification.label(),
             key,
             status,
         }
@@ -319,6 +322,7 @@ pub(crate) fn test_record(pod: &str, pid: i64) -> InstanceRecord {
         pod_uid: Some("u".into()),
         instrumented_app: "deployment-web".into(),
         owner_pod_name: pod.into(),
+        peer_verification: "not-checked",
         status: InstanceStatus {
             identifying_attributes: Vec::new(),
             non_identifying_attributes: Vec::new(),

@@ -16,6 +16,7 @@
 pub mod attributes;
 pub mod instance;
 mod outcome;
+pub mod peer;
 pub mod remote_config;
 mod state;
 
@@ -31,10 +32,10 @@ use sha2::{Digest, Sha256};
 
 pub use instance::{InstanceKey, InstanceRecord};
 pub use outcome::{Answer, Effect, Outcome, SERVER_CAPABILITIES, ack};
-pub use state::{AgentState, Changes, OfferedConfig};
+pub use state::{AgentState, Binding, Changes, OfferedConfig};
 
 use crate::config_source::{WorkloadConfig, WorkloadKey};
-use crate::identity::{IdentityRequest, NonUtf8Header, ResolvedIdentity};
+use crate::identity::{IdentityRequest, NonUtf8Header, Peer, ResolvedIdentity};
 
 /// Longest accepted `instance_uid`, in bytes.
 pub const MAX_UID_LEN: usize = 64;
@@ -128,6 +129,7 @@ pub fn admit(msg: &AgentToServer, known: bool) -> Admission {
 pub fn identity_request(
     msg: &AgentToServer,
     device_id: Option<Result<String, NonUtf8Header>>,
+    peer: Peer,
 ) -> IdentityRequest {
     let attrs = msg
         .agent_description
@@ -139,6 +141,7 @@ pub fn identity_request(
         namespace: get(attributes::K8S_NAMESPACE),
         pod: get(attributes::K8S_POD),
         container: get(attributes::K8S_CONTAINER),
+        peer,
     }
 }
 
@@ -185,40 +188,29 @@ pub fn over_capacity(uid: Vec<u8>, heartbeat_interval: Duration) -> Outcome {
     )
 }
 
-/// What to do with a new agent whose resource (pod, container, pid) a known agent holds.
-#[derive(Debug)]
+/// What to do with a new agent whose resource (pod, container, pid) a known agent holds:
+/// the same process after an `exec` (a new uid, the same pid), a restarted process that got
+/// the same pid, or an impostor.
+#[derive(Debug, PartialEq, Eq)]
 pub enum Claim {
-    /// The holder is the same process, restarted: forget it, serve the new one.
+    /// The holder is gone or the claimant is proven to be that process: forget the holder,
+    /// the claimant takes its resource.
     Replace,
-    /// The holder is live: refuse the new one, so it cannot overwrite or delete the
-    /// holder's resource.
-    Refuse(Box<Outcome>),
+    /// The claimant cannot be told from an impostor: serve it, but the holder keeps the
+    /// resource until it goes stale, so a live agent's resource is never overwritten.
+    Wait,
 }
 
-/// docs/protocol.md §3, one uid per process: a holder that sent nothing for more than one
-/// heartbeat interval is taken to be the same process restarted; a livelier one keeps its
-/// resource, and the claimant gets 409.
-pub fn claim(
-    claimant: &AgentState,
-    holder_quiet_for: Duration,
-    heartbeat_interval: Duration,
-) -> Claim {
-    if holder_quiet_for > heartbeat_interval {
-        return Claim::Replace;
+/// docs/protocol.md §3, one uid per process. A claimant is never refused. It replaces the
+/// holder at once when it is proven to be that process (`proven`: its connection verified
+/// it as that pod, container and pid, or it presents the holder's device id), or when the
+/// holder sent nothing for more than a heartbeat interval; otherwise it waits.
+pub fn claim(proven: bool, holder_quiet_for: Duration, heartbeat_interval: Duration) -> Claim {
+    if proven || holder_quiet_for > heartbeat_interval {
+        Claim::Replace
+    } else {
+        Claim::Wait
     }
-    let key = instance::instance_key(claimant);
-    let message = format!(
-        "another live agent reports process {} in {}/{} container {}: one instance_uid per \
-         process",
-        key.pid, key.namespace, key.pod, key.container
-    );
-    Claim::Refuse(Box::new(Outcome::refusal(
-        Answer::ResourceClaimed,
-        claimant.instance_uid.clone(),
-        ServerErrorResponseType::BadRequest,
-        message,
-        None,
-    )))
 }
 
 /// First message of a new agent whose identity was resolved: create its state and send the
@@ -227,6 +219,7 @@ pub fn claim(
 pub fn handle_new(
     mut msg: AgentToServer,
     identity: ResolvedIdentity,
+    binding: Binding,
     config: &Arc<WorkloadConfig>,
     ctx: &Context<'_>,
 ) -> (Outcome, Option<AgentState>) {
@@ -269,6 +262,7 @@ pub fn handle_new(
         remote_config_status: msg.remote_config_status.take(),
         last_sent_hash: Some(remote_config.config_hash.clone()),
         offered: OfferedConfig::new(config.clone(), &remote_config),
+        binding,
     };
 
     let mut response = ack(uid);

@@ -42,6 +42,11 @@ pub enum Answer {
     MalformedHttp,
     /// 401: no identity, or one that matches no container of this node (§3).
     Unauthorized,
+    /// 403: the connection names another pod, container or process than the agent claims,
+    /// or a registered uid's message comes from another peer (§3).
+    PeerMismatch,
+    /// 403: the connection names no pod, and `--peer-verification required` (§3).
+    PeerUnverifiable,
     /// 409: the uid is bound to another device id (§3).
     DeviceMismatch,
     /// 409: a live agent with another uid holds this process's resource (§3).
@@ -68,7 +73,7 @@ pub enum Answer {
 
 impl Answer {
     /// Every answer, in the README's order.
-    pub const ALL: [Answer; 21] = [
+    pub const ALL: [Answer; 23] = [
         Answer::Ack,
         Answer::RemoteConfig,
         Answer::NewAgent,
@@ -79,6 +84,8 @@ impl Answer {
         Answer::Undecodable,
         Answer::MalformedHttp,
         Answer::Unauthorized,
+        Answer::PeerMismatch,
+        Answer::PeerUnverifiable,
         Answer::DeviceMismatch,
         Answer::ResourceClaimed,
         Answer::Unavailable,
@@ -103,6 +110,7 @@ impl Answer {
             | Answer::DisconnectUnknown => 200,
             Answer::BadRequest | Answer::Undecodable | Answer::MalformedHttp => 400,
             Answer::Unauthorized => 401,
+            Answer::PeerMismatch | Answer::PeerUnverifiable => 403,
             Answer::NotFound => 404,
             Answer::MethodNotAllowed => 405,
             Answer::RequestTimeout => 408,
@@ -127,6 +135,8 @@ impl Answer {
             Answer::Undecodable => "undecodable",
             Answer::MalformedHttp => "malformed_http",
             Answer::Unauthorized => "unauthorized",
+            Answer::PeerMismatch => "peer_mismatch",
+            Answer::PeerUnverifiable => "peer_unverifiable",
             Answer::DeviceMismatch => "device_mismatch",
             Answer::ResourceClaimed => "resource_claimed",
             Answer::Unavailable => "unavailable",

@@ -12,8 +12,9 @@ use prost::Message as _;
 use serde::{Serialize, Serializer};
 
 use crate::config_source::{WorkloadConfig, WorkloadKey};
-use crate::identity::ResolvedIdentity;
+use crate::identity::{Peer, ResolvedIdentity};
 use crate::protocol::attributes::uid_display;
+use crate::protocol::peer::Verification;
 
 /// Everything the server keeps about one connected agent.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -40,6 +41,19 @@ pub struct AgentState {
     /// Hash of the config we last included in a response, if any.
     #[serde(serialize_with = "serialize_hash")]
     pub last_sent_hash: Option<Vec<u8>>,
+    /// The connection it registered from, and how that verified it.
+    #[serde(flatten)]
+    pub binding: Binding,
+}
+
+/// What the connection of an agent's first message bound it to (docs/protocol.md §3): its
+/// later messages must come from the same peer; and how the peer verified its identity.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Binding {
+    #[serde(skip)]
+    pub peer: Peer,
+    pub verification: Verification,
 }
 
 /// The remote config offered to an agent: its hash, and the workload config it was built

@@ -18,7 +18,7 @@ use odigos_opamp_proto::opamp::proto::AgentToServer;
 use prost::Message;
 
 use crate::exchange::Exchange;
-use crate::identity::{DEVICE_ID_HEADER, NonUtf8Header};
+use crate::identity::{DEVICE_ID_HEADER, NonUtf8Header, Peer};
 use crate::protocol::{self, Answer, Outcome};
 use body::BodyError;
 use negotiation::PROTOBUF;
@@ -46,13 +46,15 @@ pub(crate) fn router(service: Arc<AgentService>) -> Router {
 async fn opamp(State(service): State<Arc<AgentService>>, request: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let (answer, response) = service.answer(&parts.headers, body).await;
+    // Set by the connection's accept loop (serve.rs); absent only when driven in process.
+    let peer = parts.extensions.get::<Peer>().cloned().unwrap_or_default();
+    let (answer, response) = service.answer(&parts.headers, body, peer).await;
     service.exchange.metrics.request(answer, started.elapsed());
     response
 }
 
 impl AgentService {
-    async fn answer(&self, headers: &HeaderMap, body: Body) -> (Answer, Response) {
+    async fn answer(&self, headers: &HeaderMap, body: Body, peer: Peer) -> (Answer, Response) {
         if !negotiation::is_protobuf(headers) {
             let text = format!("unsupported Content-Type: expected {PROTOBUF}");
             return text_answer(Answer::UnsupportedMediaType, text);
@@ -71,7 +73,7 @@ impl AgentService {
             }
         };
         let outcome = match AgentToServer::decode(bytes) {
-            Ok(msg) => self.exchange.handle(msg, || device_id(headers)).await,
+            Ok(msg) => self.exchange.handle(msg, || device_id(headers), peer).await,
             Err(error) => protocol::undecodable(&error.to_string()),
         };
         (outcome.answer, self.encode(outcome, headers))

@@ -23,6 +23,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{Semaphore, watch};
 
 use super::text_response;
+use crate::identity::Peer;
 use crate::metrics::Metrics;
 use crate::protocol::Answer;
 
@@ -70,6 +71,7 @@ pub(crate) async fn serve<L>(
 ) -> io::Result<()>
 where
     L: axum::serve::Listener,
+    L::Io: PeerOf,
 {
     let graceful = GracefulShutdown::new();
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
@@ -94,7 +96,10 @@ where
             }
             continue;
         };
-        let connection = builder.serve_connection(TokioIo::new(io), bounded(&router, &limits));
+        // Who is calling, as the kernel says: read once, handed to every request.
+        let peer = io.peer();
+        let connection =
+            builder.serve_connection(TokioIo::new(io), bounded(&router, &limits, peer));
         let connection = graceful.watch(connection);
         let limits = limits.clone();
         tokio::spawn(async move {
@@ -120,6 +125,7 @@ where
 fn bounded(
     router: &Router,
     limits: &Limits,
+    peer: Peer,
 ) -> impl hyper::service::Service<
     Request<Incoming>,
     Response = Response,
@@ -131,7 +137,8 @@ fn bounded(
     let requests = Arc::clone(&limits.requests);
     let timeout = limits.request_timeout;
     let limits = limits.clone();
-    service_fn(move |request: Request<Incoming>| {
+    service_fn(move |mut request: Request<Incoming>| {
+        request.extensions_mut().insert(peer.clone());
         let answer = hyper::service::Service::call(&inner, request);
         let requests = Arc::clone(&requests);
         let limits = limits.clone();
@@ -162,6 +169,23 @@ fn timed_out(timeout: Duration) -> Response {
         .headers_mut()
         .insert(CONNECTION, HeaderValue::from_static("close"));
     response
+}
+
+/// The peer of an accepted connection.
+pub(crate) trait PeerOf {
+    fn peer(&self) -> Peer;
+}
+
+impl PeerOf for tokio::net::TcpStream {
+    fn peer(&self) -> Peer {
+        Peer::of_tcp(self)
+    }
+}
+
+impl PeerOf for tokio::net::UnixStream {
+    fn peer(&self) -> Peer {
+        Peer::of_unix(self)
+    }
 }
 
 /// Tell a connection past the limit to come back later, then close it.

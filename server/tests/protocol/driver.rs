@@ -90,11 +90,16 @@ impl Driver {
             }
             Admission::Resolve => {
                 let device = self.device_id.clone().map(Ok);
-                let request = protocol::identity_request(&msg, device);
+                let request = protocol::identity_request(&msg, device, Default::default());
                 match self.resolver.resolve(&request) {
                     Ok(identity) => {
-                        let (outcome, state) =
-                            protocol::handle_new(msg, identity, &self.shared, &ctx);
+                        let (outcome, state) = protocol::handle_new(
+                            msg,
+                            identity,
+                            Default::default(),
+                            &self.shared,
+                            &ctx,
+                        );
                         self.state = state;
                         outcome
                     }

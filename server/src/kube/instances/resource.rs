@@ -26,6 +26,8 @@ pub const APP_LABEL: &str = "instrumented-app";
 pub const POD_LABEL: &str = "ownerPodName";
 /// Label: the node whose server wrote the resource; the start-up resync lists by it.
 pub const NODE_LABEL: &str = "odigos.io/node";
+/// Label: how the agent's connection verified its identity (docs/protocol.md §3).
+pub const VERIFICATION_LABEL: &str = "odigos.io/peer-verification";
 
 const MAX_LABEL_VALUE: usize = 63;
 
@@ -72,6 +74,10 @@ impl ObjectShape {
             (APP_LABEL.to_owned(), label_value(&record.instrumented_app)),
             (POD_LABEL.to_owned(), label_value(&record.owner_pod_name)),
             (NODE_LABEL.to_owned(), label_value(node)),
+            (
+                VERIFICATION_LABEL.to_owned(),
+                record.peer_verification.to_owned(),
+            ),
         ]);
         ObjectShape {
             labels,
@@ -90,7 +96,9 @@ impl ObjectShape {
             .labels
             .iter()
             .flatten()
-            .filter(|(k, _)| [APP_LABEL, POD_LABEL, NODE_LABEL].contains(&k.as_str()))
+            .filter(|(k, _)| {
+                [APP_LABEL, POD_LABEL, NODE_LABEL, VERIFICATION_LABEL].contains(&k.as_str())
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         ObjectShape {
@@ -263,6 +271,7 @@ mod tests {
             pod_uid: Some("uid-1".into()),
             instrumented_app: "deployment-coupon".into(),
             owner_pod_name: key.pod.clone(),
+            peer_verification: "verified",
             status: InstanceStatus {
                 identifying_attributes: Vec::new(),
                 non_identifying_attributes: Vec::new(),

@@ -67,6 +67,21 @@ impl Connection {
         Self::handshake(TokioIo::new(stream)).await
     }
 
+    /// Connect over TCP from the local address `from` (any of 127.0.0.0/8 on loopback), as
+    /// a pod with that IP would.
+    pub async fn tcp_from(from: std::net::IpAddr, addr: SocketAddr) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+        socket
+            .bind(SocketAddr::new(from, 0))
+            .unwrap_or_else(|e| panic!("bind {from}: {e}"));
+        let stream = socket
+            .connect(addr)
+            .await
+            .unwrap_or_else(|e| panic!("connect {addr} from {from}: {e}"));
+        let _ = stream.set_nodelay(true);
+        Self::handshake(TokioIo::new(stream)).await
+    }
+
     /// Connect over a unix socket.
     pub async fn unix(path: &Path) -> Self {
         let stream = tokio::net::UnixStream::connect(path)

@@ -82,6 +82,7 @@ pub struct KubeServerConfig<'a> {
     pub listen: std::net::SocketAddr,
     /// Also serve agents on this unix socket.
     pub unix_socket: Option<std::path::PathBuf>,
+    pub peer_verification: odigos_opamp_server::settings::PeerVerification,
     pub kubelet_socket: Option<&'a Path>,
     pub heartbeat_interval: Duration,
     pub resync_grace: Option<Duration>,
@@ -93,6 +94,7 @@ impl KubeServerConfig<'_> {
             node: node.to_owned(),
             listen: Settings::loopback().listen,
             unix_socket: None,
+            peer_verification: Default::default(),
             kubelet_socket: None,
             heartbeat_interval: Duration::from_secs(30),
             resync_grace: None,
@@ -119,6 +121,7 @@ pub async fn start_server(plane: &ControlPlane, config: KubeServerConfig<'_>) ->
     let settings = Settings {
         listen: config.listen,
         unix_socket: config.unix_socket.clone(),
+        peer_verification: config.peer_verification,
         node_name: config.node.clone(),
         heartbeat_interval: config.heartbeat_interval,
         ..Settings::loopback()

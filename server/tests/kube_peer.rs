@@ -1,0 +1,420 @@
+//! Peer verification (docs/protocol.md §3) against the real API server and the real kernel,
+//! loopback only: agents connect from the pod IPs of their pods (addresses of 127.0.0.0/8,
+//! written to the pods' `status.podIPs`), impostors from other pods' addresses, others from
+//! the node's address; unix-socket agents run in a cgroup named like a pod's container
+//! (created under this machine's cgroup v2 hierarchy, removed after) and in a pid namespace
+//! of their own. The tests fail, never skip, when the machine does not let them create what
+//! they need, and say what was missing.
+
+#[path = "support/client.rs"]
+mod client;
+#[path = "support/kube.rs"]
+mod kube_support;
+#[path = "support/kubelet.rs"]
+mod kubelet;
+#[path = "support/messages.rs"]
+mod messages;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hyper::StatusCode;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, Patch, PatchParams};
+use odigos_opamp_proto::opamp::proto::{AgentDescription, AgentToServer};
+use odigos_opamp_server::settings::PeerVerification;
+use prost::Message as _;
+use serde_json::json;
+
+use client::Connection;
+use kube_support::{
+    KubeServerConfig, PodSpecification, admin, create_pod, eventually, instance_name, instances,
+    node_for, shared_plane, start_server,
+};
+use messages::{first_message, health, heartbeat, int, string};
+
+/// A first message claiming `pod`'s container `app`, process `pid` (reported as vpid, as
+/// the Odigos agents do in Kubernetes).
+fn claim(uid: &[u8], namespace: &str, pod: &str, pid: i64) -> AgentToServer {
+    AgentToServer {
+        agent_description: Some(AgentDescription {
+            identifying_attributes: vec![
+                string("telemetry.sdk.language", "python"),
+                int("process.vpid", pid),
+                string("k8s.namespace.name", namespace),
+                string("k8s.pod.name", pod),
+                string("k8s.container.name", "app"),
+            ],
+            non_identifying_attributes: Vec::new(),
+        }),
+        health: Some(health(true, "Healthy", "")),
+        ..first_message(uid, 0)
+    }
+}
+
+async fn set_status(client: &kube::Client, namespace: &str, pod: &str, status: serde_json::Value) {
+    Api::<Pod>::namespaced(client.clone(), namespace)
+        .patch_status(
+            pod,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": status })),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("setting the status of pod {pod}: {e}"));
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().expect("an address")
+}
+
+/// The peer-verification label of a resource.
+async fn verification_label(api: &Api<kube::api::DynamicObject>, name: &str) -> String {
+    let object = kube_support::wait_for_instance(api, name, name).await;
+    object
+        .metadata
+        .labels
+        .unwrap_or_default()
+        .get("odigos.io/peer-verification")
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_agents_are_known_by_their_pod_ip() {
+    let plane = shared_plane();
+    let namespace = plane.create_namespace("peer-tcp").await.expect("namespace");
+    let node = node_for(&namespace);
+    let client = admin(plane).await;
+    for (pod, address) in [("web-a", "127.0.0.21"), ("web-b", "127.0.0.22")] {
+        create_pod(&client, &namespace, PodSpecification::new(pod, &node)).await;
+        set_status(
+            &client,
+            &namespace,
+            pod,
+            json!({"podIP": address, "podIPs": [{"ip": address}]}),
+        )
+        .await;
+    }
+    let server = start_server(plane, KubeServerConfig::new(&node)).await;
+    eventually(
+        Duration::from_secs(15),
+        "the pod watch has the pod IPs",
+        || async {
+            server
+                .kube
+                .pods
+                .by_ip(ip("127.0.0.22"))
+                .is_some()
+                .then_some(())
+        },
+    )
+    .await;
+    let addr = server.server.agent_addr();
+    let api = instances(&client, &namespace);
+
+    // The agent of web-a, from web-a's address: served, verified.
+    let mut web_a = Connection::tcp_from(ip("127.0.0.21"), addr).await;
+    let reply = web_a
+        .post(&claim(b"agent-a", &namespace, "web-a", 7), &[])
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let victim = instance_name("web-a", "app", 7);
+    assert_eq!(verification_label(&api, &victim).await, "verified");
+    let before = api.get(&victim).await.expect("web-a's resource");
+
+    // From web-b's address, claiming web-a (the same process, or another): refused, and
+    // nothing created or changed.
+    let mut impostor = Connection::tcp_from(ip("127.0.0.22"), addr).await;
+    for (uid, pid) in [(&b"impostor-1"[..], 7), (&b"impostor-2"[..], 8)] {
+        let reply = impostor
+            .post(&claim(uid, &namespace, "web-a", pid), &[])
+            .await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text());
+        let error = reply.message().error_response.expect("an error response");
+        assert!(
+            error.error_message.contains("web-b"),
+            "{}",
+            error.error_message
+        );
+    }
+    // web-a's own uid, sent from web-b's address: refused too (a uid is no credential).
+    let spoofed = AgentToServer {
+        health: Some(health(false, "AgentFailure", "spoofed")),
+        ..heartbeat(b"agent-a", 1)
+    };
+    assert_eq!(
+        impostor.post(&spoofed, &[]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let bye = messages::disconnect(b"agent-a", 2, None);
+    assert_eq!(impostor.post(&bye, &[]).await.status, StatusCode::FORBIDDEN);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = api
+        .get(&victim)
+        .await
+        .expect("web-a's resource, still there");
+    assert_eq!(
+        after.data["status"], before.data["status"],
+        "web-a's resource unchanged"
+    );
+    assert!(
+        api.get_opt(&instance_name("web-a", "app", 8))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The real agent goes on.
+    assert_eq!(
+        web_a.post(&heartbeat(b"agent-a", 1), &[]).await.status,
+        StatusCode::OK
+    );
+
+    // From the node's own address: no pod to hold the claim against; when-possible serves
+    // it, marked unverified.
+    let mut from_node = Connection::tcp_from(ip("127.0.0.1"), addr).await;
+    let reply = from_node
+        .post(&claim(b"agent-b", &namespace, "web-b", 9), &[])
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(
+        verification_label(&api, &instance_name("web-b", "app", 9)).await,
+        "unverified"
+    );
+    let metrics = client::get(server.server.admin_addr(), "/metrics")
+        .await
+        .text();
+    assert!(
+        metrics.contains("odigos_opamp_requests_total{outcome=\"peer_mismatch\"} 4"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("odigos_opamp_new_agents_total{verification=\"unverified\"} 1"),
+        "{metrics}"
+    );
+    server.server.shutdown().await;
+
+    // --peer-verification required refuses it.
+    let strict = start_server(
+        plane,
+        KubeServerConfig {
+            peer_verification: PeerVerification::Required,
+            ..KubeServerConfig::new(&node)
+        },
+    )
+    .await;
+    let mut from_node = Connection::tcp_from(ip("127.0.0.1"), strict.server.agent_addr()).await;
+    let reply = from_node
+        .post(&claim(b"agent-c", &namespace, "web-b", 10), &[])
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text());
+    assert!(
+        reply
+            .message()
+            .error_response
+            .unwrap()
+            .error_message
+            .contains("--peer-verification required")
+    );
+    // From its pod's address it is served.
+    let mut web_b = Connection::tcp_from(ip("127.0.0.22"), strict.server.agent_addr()).await;
+    let reply = web_b
+        .post(&claim(b"agent-d", &namespace, "web-b", 11), &[])
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    strict.server.shutdown().await;
+}
+
+/// A cgroup under the cgroup v2 hierarchy, removed on drop (its processes have exited).
+struct Cgroup(PathBuf);
+
+impl Cgroup {
+    fn create(path: PathBuf) -> Cgroup {
+        std::fs::create_dir_all(&path).unwrap_or_else(|e| {
+            panic!(
+                "cannot create the cgroup {} ({e}): these tests need root and a writable cgroup \
+                 v2 hierarchy at {UNIFIED}",
+                path.display()
+            )
+        });
+        Cgroup(path)
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        // Innermost first, up to (not including) the hierarchy's root.
+        let mut dir = Some(self.0.as_path());
+        while let Some(d) = dir {
+            if d == Path::new(UNIFIED) || std::fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+    }
+}
+
+/// Where this machine mounts the cgroup v2 hierarchy (beside the v1 controllers).
+const UNIFIED: &str = "/sys/fs/cgroup/unified";
+
+/// Run the agent side in `cgroup`, in a new pid namespace (so its vpid is 1), posting
+/// `bodies` over `socket`; the HTTP status of each answer.
+fn post_from_container(cgroup: &Path, socket: &Path, bodies: &[AgentToServer]) -> Vec<u16> {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let files: Vec<PathBuf> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            let file = dir.path().join(format!("{i}.bin"));
+            std::fs::write(&file, body.encode_to_vec()).expect("write a body");
+            file
+        })
+        .collect();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/post_over_unix.py");
+    // The shell moves itself into the cgroup (its $$ is 1 in its namespace, which is how
+    // cgroup.procs reads it), then becomes the agent.
+    let program = format!(
+        "echo $$ > {}/cgroup.procs && exec python3 \"$@\"",
+        cgroup.display()
+    );
+    let output = std::process::Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "sh",
+            "-c",
+            &program,
+            "sh",
+        ])
+        .arg(&script)
+        .arg(socket)
+        .args(&files)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run unshare (util-linux) with python3: {e}"));
+    assert!(
+        output.status.success(),
+        "the agent process failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| l.trim().parse().expect("a status code"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unix_agents_are_known_by_their_cgroup_and_vpid() {
+    let plane = shared_plane();
+    let namespace = plane
+        .create_namespace("peer-unix")
+        .await
+        .expect("namespace");
+    let node = node_for(&namespace);
+    let client = admin(plane).await;
+    let container_id = "4e1c0a7b9d2f3e5c6a8b0d1f2e3c4a5b6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a";
+    let pod_uid = create_pod(
+        &client,
+        &namespace,
+        PodSpecification::new("worker-0", &node),
+    )
+    .await;
+    create_pod(
+        &client,
+        &namespace,
+        PodSpecification::new("worker-1", &node),
+    )
+    .await;
+    set_status(
+        &client,
+        &namespace,
+        "worker-0",
+        json!({"containerStatuses": [{
+            "name": "app",
+            "containerID": format!("containerd://{container_id}"),
+            "image": "registry.invalid/app:1",
+            "imageID": "",
+            "ready": true,
+            "restartCount": 0,
+        }]}),
+    )
+    .await;
+    let cgroup = Cgroup::create(
+        Path::new(UNIFIED)
+            .join("kubepods/besteffort")
+            .join(format!("pod{pod_uid}"))
+            .join(container_id),
+    );
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let socket = dir.path().join("exchange.sock");
+    let server = start_server(
+        plane,
+        KubeServerConfig {
+            unix_socket: Some(socket.clone()),
+            ..KubeServerConfig::new(&node)
+        },
+    )
+    .await;
+    eventually(
+        Duration::from_secs(15),
+        "the pod watch has the container id",
+        || async {
+            let pod = server.kube.pods.get(&namespace, "worker-0")?;
+            (!pod.container_ids.is_empty()).then_some(())
+        },
+    )
+    .await;
+    let api = instances(&client, &namespace);
+
+    // Its own pod, container and vpid (1, in its pid namespace): verified. Another vpid,
+    // another pod: refused, nothing created.
+    let statuses = post_from_container(
+        &cgroup.0,
+        &socket,
+        &[
+            claim(b"unix-ok", &namespace, "worker-0", 1),
+            claim(b"unix-vpid", &namespace, "worker-0", 2),
+            claim(b"unix-pod", &namespace, "worker-1", 1),
+        ],
+    );
+    assert_eq!(statuses, [200, 403, 403]);
+    assert_eq!(
+        verification_label(&api, &instance_name("worker-0", "app", 1)).await,
+        "verified"
+    );
+    assert!(
+        api.get_opt(&instance_name("worker-0", "app", 2))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        api.get_opt(&instance_name("worker-1", "app", 1))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Its uid from another process (this test's, outside the cgroup): refused.
+    let mut other = Connection::unix(&socket).await;
+    let spoofed = AgentToServer {
+        health: Some(health(false, "AgentFailure", "spoofed")),
+        ..heartbeat(b"unix-ok", 1)
+    };
+    assert_eq!(
+        other.post(&spoofed, &[]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    // A process in no pod's container claiming worker-0: unverified (when-possible), served.
+    let reply = other
+        .post(&claim(b"unix-host", &namespace, "worker-0", 99), &[])
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(
+        verification_label(&api, &instance_name("worker-0", "app", 99)).await,
+        "unverified"
+    );
+    server.server.shutdown().await;
+    drop(cgroup);
+}

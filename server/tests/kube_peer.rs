@@ -6,6 +6,8 @@
 //! of their own. The tests fail, never skip, when the machine does not let them create what
 //! they need, and say what was missing.
 
+#[path = "support/cgroup.rs"]
+mod cgroup;
 #[path = "support/client.rs"]
 mod client;
 #[path = "support/kube.rs"]
@@ -27,6 +29,7 @@ use odigos_opamp_server::settings::PeerVerification;
 use prost::Message as _;
 use serde_json::json;
 
+use cgroup::Cgroup;
 use client::Connection;
 use kube_support::{
     KubeServerConfig, PodSpecification, admin, create_pod, eventually, instance_name, instances,
@@ -225,41 +228,9 @@ async fn tcp_agents_are_known_by_their_pod_ip() {
     strict.server.shutdown().await;
 }
 
-/// A cgroup under the cgroup v2 hierarchy, removed on drop (its processes have exited).
-struct Cgroup(PathBuf);
-
-impl Cgroup {
-    fn create(path: PathBuf) -> Cgroup {
-        std::fs::create_dir_all(&path).unwrap_or_else(|e| {
-            panic!(
-                "cannot create the cgroup {} ({e}): these tests need root and a writable cgroup \
-                 v2 hierarchy at {UNIFIED}",
-                path.display()
-            )
-        });
-        Cgroup(path)
-    }
-}
-
-impl Drop for Cgroup {
-    fn drop(&mut self) {
-        // Innermost first, up to (not including) the hierarchy's root.
-        let mut dir = Some(self.0.as_path());
-        while let Some(d) = dir {
-            if d == Path::new(UNIFIED) || std::fs::remove_dir(d).is_err() {
-                break;
-            }
-            dir = d.parent();
-        }
-    }
-}
-
-/// Where this machine mounts the cgroup v2 hierarchy (beside the v1 controllers).
-const UNIFIED: &str = "/sys/fs/cgroup/unified";
-
 /// Run the agent side in `cgroup`, in a new pid namespace (so its vpid is 1), posting
 /// `bodies` over `socket`; the HTTP status of each answer.
-fn post_from_container(cgroup: &Path, socket: &Path, bodies: &[AgentToServer]) -> Vec<u16> {
+fn post_from_container(cgroup: &Cgroup, socket: &Path, bodies: &[AgentToServer]) -> Vec<u16> {
     let dir = tempfile::tempdir().expect("temporary folder");
     let files: Vec<PathBuf> = bodies
         .iter()
@@ -273,20 +244,10 @@ fn post_from_container(cgroup: &Path, socket: &Path, bodies: &[AgentToServer]) -
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/post_over_unix.py");
     // The shell moves itself into the cgroup (its $$ is 1 in its namespace, which is how
     // cgroup.procs reads it), then becomes the agent.
-    let program = format!(
-        "echo $$ > {}/cgroup.procs && exec python3 \"$@\"",
-        cgroup.display()
-    );
     let output = std::process::Command::new("unshare")
-        .args([
-            "--pid",
-            "--fork",
-            "--kill-child",
-            "sh",
-            "-c",
-            &program,
-            "sh",
-        ])
+        .args(["--pid", "--fork", "--kill-child", "sh", "-c"])
+        .arg(cgroup.enter_then_exec())
+        .args(["sh", "python3"])
         .arg(&script)
         .arg(socket)
         .args(&files)
@@ -340,12 +301,7 @@ async fn unix_agents_are_known_by_their_cgroup_and_vpid() {
         }]}),
     )
     .await;
-    let cgroup = Cgroup::create(
-        Path::new(UNIFIED)
-            .join("kubepods/besteffort")
-            .join(format!("pod{pod_uid}"))
-            .join(container_id),
-    );
+    let cgroup = Cgroup::pod_container(&pod_uid, container_id);
     let dir = tempfile::tempdir().expect("temporary folder");
     let socket = dir.path().join("exchange.sock");
     let server = start_server(
@@ -370,7 +326,7 @@ async fn unix_agents_are_known_by_their_cgroup_and_vpid() {
     // Its own pod, container and vpid (1, in its pid namespace): verified. Another vpid,
     // another pod: refused, nothing created.
     let statuses = post_from_container(
-        &cgroup.0,
+        &cgroup,
         &socket,
         &[
             claim(b"unix-ok", &namespace, "worker-0", 1),

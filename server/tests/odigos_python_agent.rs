@@ -13,6 +13,8 @@
 
 #[path = "support/binary.rs"]
 mod binary;
+#[path = "support/cgroup.rs"]
+mod cgroup;
 #[path = "support/client.rs"]
 mod client;
 #[path = "support/kube.rs"]
@@ -739,4 +741,125 @@ async fn every_release_in_kubernetes_mode() {
     )
     .await;
     server.server.shutdown().await;
+}
+
+/// A Python process that re-executes itself (`os.exec*`) comes back with the same pid and
+/// a new agent uid, while its old agent still counts as live. Its connection (the unix
+/// socket, from a process in the pod's container cgroup) proves it is that process: it
+/// gets its remote config on its first try, and takes the resource over at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reexecuted_agent_is_served_at_once_and_takes_its_resource_over() {
+    let plane = shared_plane();
+    let namespace = plane.create_namespace("pyreexec").await.expect("namespace");
+    let node = node_for(&namespace);
+    let client = admin(plane).await;
+    let pod = "coupon-7d9f8b6c5d-reexec";
+    let container_id = "7c2e4a6b8d0f1e3c5a7b9d1f3e5c7a9b1d3f5e7c9a1b3d5f7e9c1a3b5d7f9e1c";
+    let spec = PodSpecification {
+        owner: Some(("ReplicaSet", REPLICA_SET)),
+        ..PodSpecification::new(pod, &node)
+    };
+    let pod_uid = create_pod(&client, &namespace, spec).await;
+    Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), &namespace)
+        .patch_status(
+            pod,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"containerStatuses": [{
+                "name": "app",
+                "containerID": format!("containerd://{container_id}"),
+                "image": "registry.invalid/app:1",
+                "imageID": "",
+                "ready": true,
+                "restartCount": 0,
+            }]}})),
+        )
+        .await
+        .expect("the pod's container status");
+    let cgroup = cgroup::Cgroup::pod_container(&pod_uid, container_id);
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let socket = dir.path().join("exchange.sock");
+    let server = start_server(
+        plane,
+        KubeServerConfig {
+            unix_socket: Some(socket.clone()),
+            ..KubeServerConfig::new(&node)
+        },
+    )
+    .await;
+    eventually(
+        Duration::from_secs(15),
+        "the pod watch has the container id",
+        || async {
+            let info = server.kube.pods.get(&namespace, pod)?;
+            (!info.container_ids.is_empty()).then_some(())
+        },
+    )
+    .await;
+    let instances_api = instances(&client, &namespace);
+
+    let injected = Injected::Pod {
+        namespace: namespace.clone(),
+        pod: pod.into(),
+        container: "app".into(),
+    };
+    let mut app = AgentApp::start_within(
+        Release::newest(),
+        &Transport::Unix(socket.clone()),
+        &injected,
+        Some(cgroup.enter_then_exec()),
+    )
+    .await;
+    let before = app.state().await;
+    let name = instance_name(pod, "app", before["pid"].as_i64().expect("pid"));
+    let object = eventually(
+        Duration::from_secs(20),
+        "the first agent healthy",
+        || async {
+            let object = instances_api.get_opt(&name).await.ok().flatten()?;
+            (object.data["status"]["healthy"] == true).then_some(object)
+        },
+    )
+    .await;
+    assert_eq!(
+        object.metadata.labels.unwrap_or_default()["odigos.io/peer-verification"],
+        "verified"
+    );
+
+    let took = app.reexec().await;
+    let after = app.state().await;
+    assert_eq!(after["pid"], before["pid"], "the same process");
+    assert_ne!(uid_of(&after), uid_of(&before), "a new agent");
+    // Its first answer carried the config: no retry (2 s apart), traces on, rules applied.
+    assert!(
+        took < Duration::from_secs(2),
+        "the new agent took {took:?} to start"
+    );
+    assert_eq!(after["tracerProvider"], "TracerProvider", "{after}");
+    let view = agents(server.server.admin_addr()).await;
+    let uids: Vec<&str> = view["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .filter_map(|a| a["instanceUid"].as_str())
+        .collect();
+    assert_eq!(uids, [uid_of(&after)], "the old uid is forgotten: {view}");
+    // The resource (the same one) shows the new agent, healthy.
+    eventually(
+        Duration::from_secs(20),
+        "the resource shows the new agent",
+        || async {
+            let object = instances_api.get_opt(&name).await.ok().flatten()?;
+            let shows_new = object.data["status"]["identifyingAttributes"]
+                .as_array()?
+                .iter()
+                .any(|a| {
+                    a["key"] == "service.instance.id" && a["value"] == uid_of(&after).as_str()
+                });
+            (shows_new && object.data["status"]["healthy"] == true).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(app.exit().await, Some(0));
+    server.server.shutdown().await;
+    drop(cgroup);
 }

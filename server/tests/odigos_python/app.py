@@ -17,6 +17,9 @@ per stdin line and reads one JSON object per stdout line:
   OpAMP client) and what it does with two test spans.
 - `exit`: return from the program normally, so the agent's atexit hook sends
   its disconnect, as when an application ends.
+- `reexec`: replace the process with a fresh run of this program (`os.execv`, as some
+  servers and launchers do): the same pid, a new agent with a new uid, and no disconnect
+  from the old one. The new run answers `started` again.
 
 Nothing in here changes the agent: it only reads its state.
 """
@@ -160,6 +163,9 @@ def main():
         elif command == "exit":
             reply({"exiting": True})
             return
+        elif command == "reexec":
+            reply({"reexecuting": True})
+            os.execv(sys.executable, [sys.executable, *sys.argv])
         elif command:
             reply({"error": f"unknown command {command!r}"})
 

@@ -134,11 +134,29 @@ const ANSWER: Duration = Duration::from_secs(20);
 impl AgentApp {
     /// Start the application; returns once the agent's initializer has returned.
     pub async fn start(release: Release, transport: &Transport, injected: &Injected) -> AgentApp {
+        Self::start_within(release, transport, injected, None).await
+    }
+
+    /// The same, with the process first moved into the cgroup that `enter` (a shell prefix,
+    /// see support/cgroup.rs) names: as if it ran in a pod's container.
+    pub async fn start_within(
+        release: Release,
+        transport: &Transport,
+        injected: &Injected,
+        enter: Option<String>,
+    ) -> AgentApp {
         let python = tokio::task::spawn_blocking(move || release.python())
             .await
             .expect("venv install task");
         let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/odigos_python/app.py");
-        let mut command = Command::new(python);
+        let mut command = match &enter {
+            Some(enter) => {
+                let mut sh = Command::new("sh");
+                sh.arg("-c").arg(enter).arg("sh").arg(python);
+                sh
+            }
+            None => Command::new(python),
+        };
         command
             .arg(app)
             .env_clear()
@@ -204,6 +222,17 @@ impl AgentApp {
     /// What the agent ended up with (see app.py's `state`).
     pub async fn state(&mut self) -> Value {
         self.command("state").await
+    }
+
+    /// Re-execute the application in place (same pid, new agent); returns once the new
+    /// agent's initializer has returned.
+    pub async fn reexec(&mut self) -> std::time::Duration {
+        let answer = self.command("reexec").await;
+        assert_eq!(answer["reexecuting"], true, "{}", self.describe());
+        let started = std::time::Instant::now();
+        let again = self.read_line(START).await;
+        assert_eq!(again["started"], true, "{}", self.describe());
+        started.elapsed()
     }
 
     /// End the application normally (its atexit hook disconnects); returns its exit code.

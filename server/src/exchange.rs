@@ -185,7 +185,7 @@ impl Exchange {
         if self.peer_verification == PeerVerification::Off {
             return Ok(Binding::default());
         }
-        let facts = self.identity.peer_facts(&peer);
+        let facts = self.identity.peer_facts(&peer, identity);
         let pid = msg
             .agent_description
             .as_ref()

@@ -56,6 +56,7 @@ impl Server {
             identity: None,
             config_source: None,
             store: None,
+            agent_listener: None,
         }
     }
 }
@@ -66,6 +67,7 @@ pub struct ServerBuilder {
     identity: Option<Arc<dyn Identity>>,
     config_source: Option<Arc<dyn ConfigSource>>,
     store: Option<Arc<dyn InstanceStore>>,
+    agent_listener: Option<std::net::TcpListener>,
 }
 
 impl ServerBuilder {
@@ -84,6 +86,14 @@ impl ServerBuilder {
     /// Where instance records go (e.g. [`MemoryStore`]).
     pub fn store(mut self, store: Arc<dyn InstanceStore>) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// Serve agents over TCP on this listener, bound already, instead of binding
+    /// `settings.listen`: a socket handed over by a supervisor, or one made in another
+    /// network namespace.
+    pub fn agent_listener(mut self, listener: std::net::TcpListener) -> Self {
+        self.agent_listener = Some(listener);
         self
     }
 
@@ -126,10 +136,13 @@ impl ServerBuilder {
     }
 
     /// Bind every listener, then serve in background tasks. Must run inside a Tokio runtime.
-    pub async fn start(self) -> Result<RunningServer, StartError> {
+    pub async fn start(mut self) -> Result<RunningServer, StartError> {
         let settings = self.settings.clone();
         settings.validate()?;
-        let agent_listener = bind_tcp("agent", settings.listen).await?;
+        let agent_listener = match self.agent_listener.take() {
+            Some(listener) => adopt_tcp("agent", settings.listen, listener)?,
+            None => bind_tcp("agent", settings.listen).await?,
+        };
         let admin_listener = bind_tcp("admin", settings.admin_listen).await?;
         let unix_listener = settings.unix_socket.as_deref().map(bind_unix).transpose()?;
         let agent_addr = local_addr("agent", settings.listen, &agent_listener)?;
@@ -333,6 +346,22 @@ where
 async fn bind_tcp(listener: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)
         .await
+        .map_err(|source| StartError::Bind {
+            listener,
+            addr,
+            source,
+        })
+}
+
+/// A listener bound by the caller, made ready for Tokio.
+fn adopt_tcp(
+    listener: &'static str,
+    addr: SocketAddr,
+    bound: std::net::TcpListener,
+) -> Result<TcpListener, StartError> {
+    bound
+        .set_nonblocking(true)
+        .and_then(|()| TcpListener::from_std(bound))
         .map_err(|source| StartError::Bind {
             listener,
             addr,

@@ -54,7 +54,7 @@ impl std::fmt::Display for Mode {
     }
 }
 
-/// What to do with an agent whose connection names no pod (docs/protocol.md §3).
+/// What to do with an agent whose connection names no pod (docs/protocol.md §3.1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PeerVerification {

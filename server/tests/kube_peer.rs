@@ -1,4 +1,4 @@
-//! Peer verification (docs/protocol.md §3) against the real API server and the real kernel,
+//! Peer verification (docs/protocol.md §3.1) against the real API server and the real kernel,
 //! loopback only: agents connect from the pod IPs of their pods (addresses of 127.0.0.0/8,
 //! written to the pods' `status.podIPs`), impostors from other pods' addresses, others from
 //! the node's address; unix-socket agents run in a cgroup named like a pod's container
@@ -16,6 +16,8 @@ mod kube_support;
 mod kubelet;
 #[path = "support/messages.rs"]
 mod messages;
+#[path = "support/netns.rs"]
+mod netns;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -36,6 +38,7 @@ use kube_support::{
     node_for, shared_plane, start_server,
 };
 use messages::{first_message, health, heartbeat, int, string};
+use netns::NetnsPair;
 
 /// A first message claiming `pod`'s container `app`, process `pid` (reported as vpid, as
 /// the Odigos agents do in Kubernetes).
@@ -67,6 +70,12 @@ async fn set_status(client: &kube::Client, namespace: &str, pod: &str, status: s
         .unwrap_or_else(|e| panic!("setting the status of pod {pod}: {e}"));
 }
 
+/// A running pod's `status.podIP(s)`.
+async fn set_pod_ip(client: &kube::Client, namespace: &str, pod: &str, address: &str) {
+    let status = json!({"phase": "Running", "podIP": address, "podIPs": [{"ip": address}]});
+    set_status(client, namespace, pod, status).await;
+}
+
 fn ip(text: &str) -> IpAddr {
     text.parse().expect("an address")
 }
@@ -89,13 +98,20 @@ async fn tcp_agents_are_known_by_their_pod_ip() {
     let namespace = plane.create_namespace("peer-tcp").await.expect("namespace");
     let node = node_for(&namespace);
     let client = admin(plane).await;
-    for (pod, address) in [("web-a", "127.0.0.21"), ("web-b", "127.0.0.22")] {
+    // done-0 finished and its address went to web-c: a finished pod keeps its IP in its
+    // status, and must not stand in for the pod that has it now.
+    for (pod, address, phase) in [
+        ("web-a", "127.0.0.21", "Running"),
+        ("web-b", "127.0.0.22", "Running"),
+        ("done-0", "127.0.0.23", "Succeeded"),
+        ("web-c", "127.0.0.23", "Running"),
+    ] {
         create_pod(&client, &namespace, PodSpecification::new(pod, &node)).await;
         set_status(
             &client,
             &namespace,
             pod,
-            json!({"podIP": address, "podIPs": [{"ip": address}]}),
+            json!({"phase": phase, "podIP": address, "podIPs": [{"ip": address}]}),
         )
         .await;
     }
@@ -107,8 +123,9 @@ async fn tcp_agents_are_known_by_their_pod_ip() {
             server
                 .kube
                 .pods
-                .by_ip(ip("127.0.0.22"))
-                .is_some()
+                .with_ip(ip("127.0.0.23"))
+                .first()
+                .is_some_and(|pod| pod.name == "web-c")
                 .then_some(())
         },
     )
@@ -173,6 +190,17 @@ async fn tcp_agents_are_known_by_their_pod_ip() {
         StatusCode::OK
     );
 
+    // The address a finished pod had names the pod that has it now.
+    let mut web_c = Connection::tcp_from(ip("127.0.0.23"), addr).await;
+    let reply = web_c
+        .post(&claim(b"agent-c", &namespace, "web-c", 3), &[])
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(
+        verification_label(&api, &instance_name("web-c", "app", 3)).await,
+        "verified"
+    );
+
     // From the node's own address: no pod to hold the claim against; when-possible serves
     // it, marked unverified.
     let mut from_node = Connection::tcp_from(ip("127.0.0.1"), addr).await;
@@ -208,7 +236,7 @@ async fn tcp_agents_are_known_by_their_pod_ip() {
     .await;
     let mut from_node = Connection::tcp_from(ip("127.0.0.1"), strict.server.agent_addr()).await;
     let reply = from_node
-        .post(&claim(b"agent-c", &namespace, "web-b", 10), &[])
+        .post(&claim(b"agent-e", &namespace, "web-b", 10), &[])
         .await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text());
     assert!(
@@ -228,9 +256,10 @@ async fn tcp_agents_are_known_by_their_pod_ip() {
     strict.server.shutdown().await;
 }
 
-/// Run the agent side in `cgroup`, in a new pid namespace (so its vpid is 1), posting
-/// `bodies` over `socket`; the HTTP status of each answer.
-fn post_from_container(cgroup: &Cgroup, socket: &Path, bodies: &[AgentToServer]) -> Vec<u16> {
+/// Write `bodies` to files and post them with `post.py` to `target` (`unix:PATH` or
+/// `tcp:HOST:PORT`) from a process that `launcher` starts (a command that runs the
+/// command line following it); the HTTP status of each answer.
+fn post_from(launcher: &[String], target: &str, bodies: &[AgentToServer]) -> Vec<u16> {
     let dir = tempfile::tempdir().expect("temporary folder");
     let files: Vec<PathBuf> = bodies
         .iter()
@@ -241,18 +270,15 @@ fn post_from_container(cgroup: &Cgroup, socket: &Path, bodies: &[AgentToServer])
             file
         })
         .collect();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/post_over_unix.py");
-    // The shell moves itself into the cgroup (its $$ is 1 in its namespace, which is how
-    // cgroup.procs reads it), then becomes the agent.
-    let output = std::process::Command::new("unshare")
-        .args(["--pid", "--fork", "--kill-child", "sh", "-c"])
-        .arg(cgroup.enter_then_exec())
-        .args(["sh", "python3"])
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/post.py");
+    let output = std::process::Command::new(&launcher[0])
+        .args(&launcher[1..])
+        .arg("python3")
         .arg(&script)
-        .arg(socket)
+        .arg(target)
         .args(&files)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run unshare (util-linux) with python3: {e}"));
+        .unwrap_or_else(|e| panic!("cannot run {} with python3: {e}", launcher[0]));
     assert!(
         output.status.success(),
         "the agent process failed: {}{}",
@@ -263,6 +289,114 @@ fn post_from_container(cgroup: &Cgroup, socket: &Path, bodies: &[AgentToServer])
         .lines()
         .map(|l| l.trim().parse().expect("a status code"))
         .collect()
+}
+
+/// Run the agent side in `cgroup`, in a new pid namespace (so its vpid is 1), posting
+/// `bodies` over `socket`; the HTTP status of each answer.
+fn post_from_container(cgroup: &Cgroup, socket: &Path, bodies: &[AgentToServer]) -> Vec<u16> {
+    // The shell moves itself into the cgroup (its $$ is 1 in its namespace, which is how
+    // cgroup.procs reads it), then becomes the agent. unshare is util-linux's.
+    let launcher = ["unshare", "--pid", "--fork", "--kill-child", "sh", "-c"]
+        .map(str::to_owned)
+        .into_iter()
+        .chain([cgroup.enter_then_exec(), "sh".to_owned()])
+        .collect::<Vec<_>>();
+    post_from(&launcher, &format!("unix:{}", socket.display()), bodies)
+}
+
+/// A client on another host (a network namespace of the test's): its address is neither
+/// this node's nor a pod's of this node, as a pod of another node, or anything outside the
+/// cluster, would connect from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_agents_from_outside_the_node_are_refused() {
+    let plane = shared_plane();
+    let namespace = plane.create_namespace("peer-far").await.expect("namespace");
+    let node = node_for(&namespace);
+    let client = admin(plane).await;
+    let hosts = NetnsPair::create("odp");
+    let client_ip = IpAddr::from(NetnsPair::CLIENT);
+    assert_eq!(
+        odigos_opamp_server::identity::is_node_address(client_ip),
+        Ok(false),
+        "this machine has {client_ip} itself: the test's other host needs an address the \
+         machine does not have (support/netns.rs)"
+    );
+    // far-0 has another address than the client's; new-0 and near-0 none yet.
+    for (pod, address) in [
+        ("far-0", Some("10.9.8.7")),
+        ("new-0", None),
+        ("near-0", None),
+    ] {
+        create_pod(&client, &namespace, PodSpecification::new(pod, &node)).await;
+        if let Some(address) = address {
+            set_pod_ip(&client, &namespace, pod, address).await;
+        }
+    }
+    let server = start_server(
+        plane,
+        KubeServerConfig {
+            agent_listener: Some(hosts.listen()),
+            ..KubeServerConfig::new(&node)
+        },
+    )
+    .await;
+    let pods = server.kube.pods.clone();
+    let watch_has = |address: IpAddr| {
+        let pods = pods.clone();
+        eventually(
+            Duration::from_secs(15),
+            "the pod watch has the pod IP",
+            move || {
+                let found = !pods.with_ip(address).is_empty();
+                async move { found.then_some(()) }
+            },
+        )
+    };
+    watch_has(ip("10.9.8.7")).await;
+    let target = format!("tcp:{}", server.server.agent_addr());
+    let api = instances(&client, &namespace);
+
+    let statuses = post_from(
+        &hosts.client_launcher(),
+        &target,
+        &[
+            claim(b"far-agent", &namespace, "far-0", 4),
+            claim(b"new-agent", &namespace, "new-0", 4),
+        ],
+    );
+    // far-0's IP is known and is not the client's: 403. new-0 lists no IP yet (an agent may
+    // start before the kubelet reports it): served, unverified.
+    assert_eq!(statuses, [403, 200]);
+    assert!(
+        api.get_opt(&instance_name("far-0", "app", 4))
+            .await
+            .unwrap()
+            .is_none(),
+        "no resource for the refused claim"
+    );
+    assert_eq!(
+        verification_label(&api, &instance_name("new-0", "app", 4)).await,
+        "unverified"
+    );
+
+    // Once near-0 has the client's address, the same client is near-0, verified.
+    set_pod_ip(&client, &namespace, "near-0", &client_ip.to_string()).await;
+    watch_has(client_ip).await;
+    let statuses = post_from(
+        &hosts.client_launcher(),
+        &target,
+        &[claim(b"near-agent", &namespace, "near-0", 4)],
+    );
+    assert_eq!(statuses, [200]);
+    assert_eq!(
+        verification_label(&api, &instance_name("near-0", "app", 4)).await,
+        "verified"
+    );
+    let agents = client::get(server.server.admin_addr(), "/agents")
+        .await
+        .text();
+    assert!(agents.contains("lists no IP yet"), "{agents}");
+    server.server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

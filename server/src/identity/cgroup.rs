@@ -1,5 +1,5 @@
 //! Which pod and container a process belongs to, from `/proc/<pid>/cgroup`, and the pid it
-//! sees itself as, from `/proc/<pid>/status` (docs/protocol.md §3, peer verification).
+//! sees itself as, from `/proc/<pid>/status` (docs/protocol.md §3.1).
 //!
 //! Pure text parsing: the caller reads the files. The formats are the kubelet's and the
 //! container runtimes':

@@ -13,7 +13,7 @@ mod peer;
 mod static_table;
 mod workload;
 
-pub use peer::{Peer, PeerFacts, ProcessPeer};
+pub use peer::{Peer, PeerFacts, ProcessPeer, is_node_address};
 pub use static_table::{DeviceRow, DeviceTable, DeviceTableError, StaticTableIdentity};
 pub use workload::{Workload, WorkloadKind, WorkloadKindParseError};
 
@@ -119,10 +119,11 @@ pub trait Identity: Send + Sync + 'static {
         true
     }
 
-    /// What the connection says about who is calling (docs/protocol.md §3, peer
-    /// verification). Called for a new agent, outside any lock, so it may read `/proc`; must
-    /// answer from memory otherwise. Without pods to match peers with: unresolved.
-    fn peer_facts(&self, _peer: &Peer) -> PeerFacts {
+    /// What the connection says about who is calling (docs/protocol.md §3.1, peer
+    /// verification), for a new agent that `claim`s to be a container this identity
+    /// resolved. Called outside any lock, so it may read `/proc`; must answer from memory
+    /// otherwise. Without pods to match peers with: unresolved.
+    fn peer_facts(&self, _peer: &Peer, _claim: &ResolvedIdentity) -> PeerFacts {
         PeerFacts::unresolved("this identity source has no pods to match connections with")
     }
 }

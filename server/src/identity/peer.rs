@@ -1,5 +1,5 @@
 //! Who is on the other end of an agent's connection, as the kernel tells it
-//! (docs/protocol.md §3, peer verification). No header or attribute can fake this.
+//! (docs/protocol.md §3.1). No header or attribute can fake this.
 //!
 //! - TCP: the peer's address. A pod's packets carry its pod IP; `hostNetwork` pods and the
 //!   node's own processes share the node's addresses.
@@ -50,6 +50,10 @@ pub enum PeerFacts {
         container: String,
         vpid: Option<i64>,
     },
+    /// A TCP peer from outside this node (a pod of another node, or outside the cluster):
+    /// its address is neither a pod's of this node nor the node's own, while the claimed pod
+    /// lists its IPs, so it cannot be that pod.
+    OffNode { address: IpAddr },
     /// The connection names no pod: why (the node's address, a `hostNetwork` pod, a process
     /// outside any pod's container, no `/proc` to read, embedded mode).
     Unresolved { why: String },
@@ -59,6 +63,19 @@ impl PeerFacts {
     pub fn unresolved(why: impl Into<String>) -> Self {
         PeerFacts::Unresolved { why: why.into() }
     }
+}
+
+/// Whether `ip` is this node's own: a loopback address or one of its interfaces' (the
+/// server's network namespace is the node's, with `hostNetwork`). Connections from host
+/// processes and `hostNetwork` pods come from these. `Err`: the interfaces could not be
+/// listed (why).
+pub fn is_node_address(ip: IpAddr) -> Result<bool, String> {
+    if ip.is_loopback() {
+        return Ok(true);
+    }
+    let interfaces = if_addrs::get_if_addrs()
+        .map_err(|e| format!("cannot list this node's network interfaces: {e}"))?;
+    Ok(interfaces.iter().any(|interface| interface.ip() == ip))
 }
 
 impl PartialEq for Peer {

@@ -1,16 +1,17 @@
 //! [`Identity`] through Kubernetes (docs/protocol.md §3): the kubelet names a device's container,
 //! the Pod watch confirms the pod and names its workload.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::identity::{
     Identity, IdentityError, IdentityFuture, IdentityRequest, Peer, PeerFacts, ProcessPeer,
-    ResolvedIdentity, cgroup,
+    ResolvedIdentity, cgroup, is_node_address,
 };
 use crate::kubelet::{DeviceCache, DeviceLookupError, Found};
 
-use super::pods::PodCache;
+use super::pods::{PodCache, PodInfo};
 use super::watch::WatchStatus;
 
 /// What agents are told to wait before retrying when Kubernetes or the kubelet is down.
@@ -158,24 +159,69 @@ impl Identity for KubeIdentity {
 
     /// The pod the connection comes from: by the peer's IP over TCP, by the peer process's
     /// cgroup over the unix socket (which needs `hostPID: true` to see other pods' pids).
-    fn peer_facts(&self, peer: &Peer) -> PeerFacts {
+    fn peer_facts(&self, peer: &Peer, claim: &ResolvedIdentity) -> PeerFacts {
         match peer {
-            Peer::Tcp(ip) => match self.pods.by_ip(*ip) {
-                Some(pod) if pod.host_network => PeerFacts::unresolved(format!(
-                    "{ip} is the node's address (pod {}/{} uses hostNetwork): hostNetwork                      pods and the node's own processes cannot be told apart",
-                    pod.namespace, pod.name
-                )),
-                Some(pod) => PeerFacts::Pod {
-                    namespace: pod.namespace.clone(),
-                    pod: pod.name.clone(),
-                },
-                None => PeerFacts::unresolved(format!(
-                    "{ip} is no pod's address on this node (the node's own, or a hostNetwork                      pod's)"
-                )),
-            },
+            Peer::Tcp(ip) => {
+                let claimed = self.pods.get(&claim.namespace, &claim.pod_name);
+                address_facts(
+                    *ip,
+                    &self.pods.with_ip(*ip),
+                    || is_node_address(*ip),
+                    claimed.as_deref(),
+                )
+            }
             Peer::Process(process) => self.process_facts(process),
             Peer::Unknown => PeerFacts::unresolved("the request came over no socket"),
         }
+    }
+}
+
+/// What a TCP peer's address says, given the running pods of this node that have it,
+/// whether it is the node's own, and the pod the agent claims (when the watch has it).
+fn address_facts(
+    ip: IpAddr,
+    pods: &[Arc<PodInfo>],
+    node_address: impl FnOnce() -> Result<bool, String>,
+    claimed: Option<&PodInfo>,
+) -> PeerFacts {
+    match pods {
+        [] => {}
+        _ if pods.iter().any(|pod| pod.host_network) => {
+            return PeerFacts::unresolved(format!(
+                "{ip} is the node's address (hostNetwork pods such as {}/{} have it): \
+                 hostNetwork pods and the node's own processes cannot be told apart",
+                pods[0].namespace, pods[0].name
+            ));
+        }
+        [pod] => {
+            return PeerFacts::Pod {
+                namespace: pod.namespace.clone(),
+                pod: pod.name.clone(),
+            };
+        }
+        _ => {
+            let names: Vec<String> = pods
+                .iter()
+                .map(|pod| format!("{}/{}", pod.namespace, pod.name))
+                .collect();
+            return PeerFacts::unresolved(format!(
+                "{ip} is the address of more than one running pod of this node ({}): one is \
+                 leaving as another arrives, so the address names neither",
+                names.join(", ")
+            ));
+        }
+    }
+    match node_address() {
+        Ok(true) => PeerFacts::unresolved(format!(
+            "{ip} is this node's own address: host processes and hostNetwork pods cannot be \
+             told apart"
+        )),
+        Err(why) => PeerFacts::unresolved(why),
+        // A pod's first connections may come before the kubelet reports its IP.
+        Ok(false) if claimed.is_none_or(|pod| pod.ips.is_empty()) => PeerFacts::unresolved(
+            format!("{ip} is no pod's address on this node, and the claimed pod lists no IP yet"),
+        ),
+        Ok(false) => PeerFacts::OffNode { address: ip },
     }
 }
 
@@ -189,7 +235,8 @@ impl KubeIdentity {
             (Ok(cgroups), Ok(status)) => (cgroups, status),
             (Err(error), _) | (_, Err(error)) => {
                 return PeerFacts::unresolved(format!(
-                    "cannot read /proc/{pid} of the peer process ({error}); the server needs                      hostPID: true to see the pids of other pods"
+                    "cannot read /proc/{pid} of the peer process ({error}); the server needs \
+                     hostPID: true to see the pids of other pods"
                 ));
             }
         };
@@ -211,7 +258,8 @@ impl KubeIdentity {
             .find(|(_, id)| *id == container.container_id)
         else {
             return PeerFacts::unresolved(format!(
-                "process {pid} runs in container {} of pod {}/{}, which its status does not list                  (yet)",
+                "process {pid} runs in container {} of pod {}/{}, which its status does not list \
+                 (yet)",
                 container.container_id, pod.namespace, pod.name
             ));
         };
@@ -221,5 +269,102 @@ impl KubeIdentity {
             container: name.clone(),
             vpid: cgroup::parse_vpid(&status),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::{Workload, WorkloadKind};
+
+    fn pod(name: &str, host_network: bool) -> Arc<PodInfo> {
+        Arc::new(PodInfo {
+            namespace: "shop".into(),
+            name: name.into(),
+            uid: None,
+            node: Some("node-a".into()),
+            containers: vec!["app".into()],
+            finished: None,
+            workload: Workload {
+                kind: WorkloadKind::Pod,
+                name: name.into(),
+            },
+            ips: vec![],
+            host_network,
+            container_ids: vec![],
+        })
+    }
+
+    fn ip() -> IpAddr {
+        IpAddr::from([10, 0, 0, 5])
+    }
+
+    fn with_ips(mut pod: Arc<PodInfo>, ips: &[IpAddr]) -> Arc<PodInfo> {
+        Arc::make_mut(&mut pod).ips = ips.to_vec();
+        pod
+    }
+
+    fn unresolved(facts: PeerFacts) -> String {
+        match facts {
+            PeerFacts::Unresolved { why } => why,
+            other => panic!("expected no pod, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn one_pod_with_the_address_is_named() {
+        let facts = address_facts(ip(), &[pod("cart-0", false)], || Ok(false), None);
+        assert_eq!(
+            facts,
+            PeerFacts::Pod {
+                namespace: "shop".into(),
+                pod: "cart-0".into()
+            }
+        );
+    }
+
+    #[test]
+    fn host_network_pods_and_two_pods_name_nobody() {
+        let cases = [
+            (vec![pod("kube-proxy", true)], "hostNetwork pods"),
+            (
+                vec![pod("odiglet", true), pod("kube-proxy", true)],
+                "hostNetwork pods",
+            ),
+            (
+                vec![pod("cart-0", false), pod("cart-1", false)],
+                "more than one running pod",
+            ),
+        ];
+        for (pods, why) in cases {
+            let said = unresolved(address_facts(ip(), &pods, || Ok(false), None));
+            assert!(said.contains(why), "{said:?} should say {why:?}");
+        }
+    }
+
+    #[test]
+    fn an_address_of_no_pod_is_the_node_or_another_node() {
+        let claimed = with_ips(pod("cart-0", false), &[IpAddr::from([10, 0, 0, 9])]);
+        let said = unresolved(address_facts(ip(), &[], || Ok(true), Some(&claimed)));
+        assert!(said.contains("this node's own address"), "{said}");
+        let said = unresolved(address_facts(
+            ip(),
+            &[],
+            || Err("no interfaces".into()),
+            Some(&claimed),
+        ));
+        assert_eq!(said, "no interfaces");
+        assert_eq!(
+            address_facts(ip(), &[], || Ok(false), Some(&claimed)),
+            PeerFacts::OffNode { address: ip() }
+        );
+        // Before the kubelet reported the claimed pod's IP, the address proves nothing.
+        let said = unresolved(address_facts(
+            ip(),
+            &[],
+            || Ok(false),
+            Some(&pod("cart-0", false)),
+        ));
+        assert!(said.contains("lists no IP yet"), "{said}");
     }
 }

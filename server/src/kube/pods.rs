@@ -251,9 +251,12 @@ impl PodCache {
         self.mirror.get(&(namespace.to_owned(), name.to_owned()))
     }
 
-    /// The pod of this node with this IP, if one has it (from memory).
-    pub fn by_ip(&self, ip: IpAddr) -> Option<Arc<PodInfo>> {
-        self.mirror.find(|pod| pod.ips.contains(&ip))
+    /// The pods of this node that have this IP and have not finished (from memory). A
+    /// finished pod keeps its IP in its status after the network released it to another pod,
+    /// so it is left out; `hostNetwork` pods all share the node's addresses.
+    pub fn with_ip(&self, ip: IpAddr) -> Vec<Arc<PodInfo>> {
+        self.mirror
+            .filter(|pod| pod.finished.is_none() && pod.ips.contains(&ip))
     }
 
     /// The pod of this node with this uid, if any (from memory).

@@ -86,6 +86,15 @@ impl<P: Projection> ProjectedMirror<P> {
         self.read().values().find(|v| matches(v)).cloned()
     }
 
+    /// Every value `matches` accepts (a scan, like [`Self::find`]).
+    pub fn filter(&self, matches: impl Fn(&P::Value) -> bool) -> Vec<Arc<P::Value>> {
+        self.read()
+            .values()
+            .filter(|v| matches(v))
+            .cloned()
+            .collect()
+    }
+
     /// How many objects are kept.
     pub fn len(&self) -> usize {
         self.read().len()

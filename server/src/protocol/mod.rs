@@ -201,7 +201,7 @@ pub enum Claim {
     Wait,
 }
 
-/// docs/protocol.md §3, one uid per process. A claimant is never refused. It replaces the
+/// docs/protocol.md §3.2, one uid per process. A claimant is never refused. It replaces the
 /// holder at once when it is proven to be that process (`proven`: its connection verified
 /// it as that pod, container and pid, or it presents the holder's device id), or when the
 /// holder sent nothing for more than a heartbeat interval; otherwise it waits.

@@ -49,8 +49,6 @@ pub enum Answer {
     PeerUnverifiable,
     /// 409: the uid is bound to another device id (§3).
     DeviceMismatch,
-    /// 409: a live agent with another uid holds this process's resource (§3).
-    ResourceClaimed,
     /// 503 with `Retry-After`: the identity cannot be checked now (kubelet or API away).
     Unavailable,
     /// 503 with `Retry-After`: the agent cap is reached.
@@ -73,7 +71,7 @@ pub enum Answer {
 
 impl Answer {
     /// Every answer, in the README's order.
-    pub const ALL: [Answer; 23] = [
+    pub const ALL: [Answer; 22] = [
         Answer::Ack,
         Answer::RemoteConfig,
         Answer::NewAgent,
@@ -87,7 +85,6 @@ impl Answer {
         Answer::PeerMismatch,
         Answer::PeerUnverifiable,
         Answer::DeviceMismatch,
-        Answer::ResourceClaimed,
         Answer::Unavailable,
         Answer::OverCapacity,
         Answer::ConnectionLimit,
@@ -97,6 +94,15 @@ impl Answer {
         Answer::PayloadTooLarge,
         Answer::UnsupportedMediaType,
         Answer::HeadersTooLarge,
+    ];
+
+    /// The refusals of the exchange that `identity_resolution_failures_total{reason}` also
+    /// counts, beside the identity layer's own errors.
+    pub const IDENTITY_REFUSALS: [Answer; 4] = [
+        Answer::PeerMismatch,
+        Answer::PeerUnverifiable,
+        Answer::DeviceMismatch,
+        Answer::OverCapacity,
     ];
 
     /// The HTTP status code.
@@ -114,7 +120,7 @@ impl Answer {
             Answer::NotFound => 404,
             Answer::MethodNotAllowed => 405,
             Answer::RequestTimeout => 408,
-            Answer::DeviceMismatch | Answer::ResourceClaimed => 409,
+            Answer::DeviceMismatch => 409,
             Answer::PayloadTooLarge => 413,
             Answer::UnsupportedMediaType => 415,
             Answer::HeadersTooLarge => 431,
@@ -138,7 +144,6 @@ impl Answer {
             Answer::PeerMismatch => "peer_mismatch",
             Answer::PeerUnverifiable => "peer_unverifiable",
             Answer::DeviceMismatch => "device_mismatch",
-            Answer::ResourceClaimed => "resource_claimed",
             Answer::Unavailable => "unavailable",
             Answer::OverCapacity => "over_capacity",
             Answer::ConnectionLimit => "connection_limit",

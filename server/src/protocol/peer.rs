@@ -1,10 +1,10 @@
-//! Peer verification (docs/protocol.md §3): the rules that hold an agent's claims against
+//! Peer verification (docs/protocol.md §3.1): the rules that hold an agent's claims against
 //! what its connection says, as pure functions.
 //!
 //! | the connection says | `off` | `when-possible` (default) | `required` |
 //! |---|---|---|---|
 //! | the claimed pod (TCP), or the claimed pod, container and vpid (unix socket) | served, not checked | served, **verified** | served, **verified** |
-//! | another pod, container or vpid | served, not checked | **403** `peer_mismatch` | **403** `peer_mismatch` |
+//! | another pod, container or vpid; over TCP, an address from outside this node (the claimed pod lists its IPs) | served, not checked | **403** `peer_mismatch` | **403** `peer_mismatch` |
 //! | no pod (the node's address, a `hostNetwork` pod, a process outside a pod, no `/proc`) | served, not checked | served, **unverified** | **403** `peer_unverifiable` |
 //!
 //! And on every later message of a registered uid: it must come from the peer it was
@@ -77,6 +77,10 @@ pub fn verify_peer(
     match facts {
         PeerFacts::Pod { namespace, pod } if same_pod(namespace, pod) => Ok(Verification::Verified),
         PeerFacts::Pod { namespace, pod } => mismatch(format!("pod {namespace}/{pod}")),
+        PeerFacts::OffNode { address } => mismatch(format!(
+            "{address}, an address of neither a pod of this node nor the node itself (another \
+             node, or outside the cluster),"
+        )),
         PeerFacts::Container {
             namespace,
             pod,
@@ -192,6 +196,12 @@ mod tests {
             ),
             ("unix, another vpid", container("coupon-1", "app", Some(8))),
             ("unix, another pod", container("cart-0", "app", Some(7))),
+            (
+                "tcp, from outside the node",
+                PeerFacts::OffNode {
+                    address: [192, 0, 2, 2].into(),
+                },
+            ),
             ("no pod", PeerFacts::unresolved("the node's own address")),
         ];
         let policies = [

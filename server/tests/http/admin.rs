@@ -167,14 +167,7 @@ fn the_readme_lists_every_answer_and_every_failure_reason() {
         .expect("the identity_resolution_failures_total row");
     let mut listed: Vec<&str> = failures.split('`').skip(3).step_by(2).collect();
     let mut reasons: Vec<&str> = IdentityError::KINDS.to_vec();
-    reasons.extend(
-        [
-            Answer::OverCapacity,
-            Answer::ResourceClaimed,
-            Answer::DeviceMismatch,
-        ]
-        .map(Answer::label),
-    );
+    reasons.extend(Answer::IDENTITY_REFUSALS.map(Answer::label));
     listed.sort_unstable();
     reasons.sort_unstable();
     assert_eq!(

@@ -80,6 +80,8 @@ pub struct KubeServerConfig<'a> {
     pub node: String,
     /// The agent listener; default a port chosen by the OS.
     pub listen: std::net::SocketAddr,
+    /// Serve agents on this listener instead (bound in another network namespace, say).
+    pub agent_listener: Option<std::net::TcpListener>,
     /// Also serve agents on this unix socket.
     pub unix_socket: Option<std::path::PathBuf>,
     pub peer_verification: odigos_opamp_server::settings::PeerVerification,
@@ -93,6 +95,7 @@ impl KubeServerConfig<'_> {
         KubeServerConfig {
             node: node.to_owned(),
             listen: Settings::loopback().listen,
+            agent_listener: None,
             unix_socket: None,
             peer_verification: Default::default(),
             kubelet_socket: None,
@@ -126,13 +129,14 @@ pub async fn start_server(plane: &ControlPlane, config: KubeServerConfig<'_>) ->
         heartbeat_interval: config.heartbeat_interval,
         ..Settings::loopback()
     };
-    let server = Server::builder(settings)
+    let mut builder = Server::builder(settings)
         .identity(kube.identity.clone())
         .config_source(kube.configs.clone())
-        .store(kube.store.clone())
-        .start()
-        .await
-        .expect("server starts on loopback");
+        .store(kube.store.clone());
+    if let Some(listener) = config.agent_listener {
+        builder = builder.agent_listener(listener);
+    }
+    let server = builder.start().await.expect("server starts on loopback");
     KubeServer {
         server,
         kube,

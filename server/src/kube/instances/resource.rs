@@ -26,7 +26,7 @@ pub const APP_LABEL: &str = "instrumented-app";
 pub const POD_LABEL: &str = "ownerPodName";
 /// Label: the node whose server wrote the resource; the start-up resync lists by it.
 pub const NODE_LABEL: &str = "odigos.io/node";
-/// Label: how the agent's connection verified its identity (docs/protocol.md §3).
+/// Label: how the agent's connection verified its identity (docs/protocol.md §3.1).
 pub const VERIFICATION_LABEL: &str = "odigos.io/peer-verification";
 
 const MAX_LABEL_VALUE: usize = 63;

@@ -1,12 +1,25 @@
-"""Posts prepared OpAMP request bodies over a unix socket, one keep-alive connection, and
-prints each answer's HTTP status on its own line: the agent side of kube_peer.rs's
-unix-socket cases, run as a process the test places in a pod's cgroup (and pid namespace).
+"""Posts prepared OpAMP request bodies over one keep-alive connection and prints each
+answer's HTTP status on its own line: the agent side of kube_peer.rs's cases that run as
+their own process (in a pod's cgroup and pid namespace, or in another network namespace).
 
-usage: post_over_unix.py SOCKET BODY_FILE...   (standard library only)
+usage: post.py unix:SOCKET_PATH|tcp:HOST:PORT BODY_FILE...   (standard library only)
 """
 
 import socket
 import sys
+
+
+def connect(target):
+    kind, _, where = target.partition(":")
+    if kind == "unix":
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.settimeout(10)
+        conn.connect(where)
+        return conn
+    if kind == "tcp":
+        host, _, port = where.rpartition(":")
+        return socket.create_connection((host, int(port)), timeout=10)
+    raise SystemExit(f"unknown target {target!r}: expected unix:PATH or tcp:HOST:PORT")
 
 
 def read_response(conn):
@@ -33,10 +46,8 @@ def read_response(conn):
 
 
 def main():
-    path, bodies = sys.argv[1], sys.argv[2:]
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    conn.settimeout(10)
-    conn.connect(path)
+    target, bodies = sys.argv[1], sys.argv[2:]
+    conn = connect(target)
     for file in bodies:
         with open(file, "rb") as f:
             body = f.read()

@@ -85,8 +85,9 @@ struct Cli {
     /// required: agents whose connection names no pod (the node's address, hostNetwork
     /// pods, no /proc) are refused. when-possible: they are served on the checks of their
     /// claims alone, marked unverified. off: connections are not looked at. In every mode but
-    /// off, a connection that names another pod than the claim is refused, and a registered
-    /// agent's messages must come from the peer it registered from.
+    /// off, a connection that names another pod than the claim (or comes from outside this
+    /// node, for a pod that lists its IPs) is refused with 403, and a registered agent's
+    /// messages must come from the peer it registered from.
     #[arg(long, env = "ODIGOS_OPAMP_PEER_VERIFICATION", value_enum, default_value_t = PeerVerificationArg::WhenPossible)]
     peer_verification: PeerVerificationArg,
 

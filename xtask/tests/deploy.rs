@@ -414,13 +414,13 @@ async fn the_daemonset_snippet_is_a_valid_pod_spec() {
         )
         .await
         .unwrap_or_else(|e| panic!("kube-apiserver rejected {}: {e}", path.display()));
-    let container = &checked
-        .spec
-        .expect("spec")
-        .template
-        .spec
-        .expect("pod spec")
-        .containers[0];
+    let checked_pod = checked.spec.expect("spec").template.spec.expect("pod spec");
+    assert_eq!(
+        checked_pod.host_pid,
+        Some(true),
+        "peer verification of unix-socket agents needs hostPID"
+    );
+    let container = &checked_pod.containers[0];
     let env = container.env.as_deref().unwrap_or_default();
     let node_name = env
         .iter()

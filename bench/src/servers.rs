@@ -31,6 +31,9 @@ pub enum ServerKind {
     /// Another build of our server (e.g. before a change), run with the same flags: for
     /// before/after ratios measured side by side.
     OursBaseline,
+    /// Our server with `--peer-verification off`: what verifying each agent's connection
+    /// costs, side by side with [`ServerKind::Ours`].
+    OursPeerOff,
     /// Not a load phase: our server in Kubernetes mode against a real kube-apiserver, whose
     /// own metrics count the API requests of the `InstrumentationInstance` store
     /// ([`crate::kube_store`]).
@@ -52,6 +55,7 @@ impl ServerKind {
             ServerKind::OpampGo => "opamp-go",
             ServerKind::BareHyper => "bare-hyper",
             ServerKind::OursBaseline => "ours-baseline",
+            ServerKind::OursPeerOff => "ours-peer-off",
             ServerKind::Kube => "kube",
         }
     }
@@ -64,6 +68,7 @@ impl ServerKind {
             ServerKind::OpampGo => "opamp-go `server` package, same in-memory work in OnMessage",
             ServerKind::BareHyper => "hyper, fixed small protobuf reply (HTTP ceiling)",
             ServerKind::OursBaseline => "odigos-opamp-server, baseline build, same flags",
+            ServerKind::OursPeerOff => "odigos-opamp-server, embedded default, --peer-verification off",
             ServerKind::Kube => {
                 "odigos-opamp-server, Kubernetes mode against a real kube-apiserver (API requests counted)"
             }
@@ -76,6 +81,7 @@ impl ServerKind {
             ServerKind::Ours
             | ServerKind::OpampGo
             | ServerKind::OursBaseline
+            | ServerKind::OursPeerOff
             | ServerKind::Kube => Expect::OpAmp,
             ServerKind::BareHyper => Expect::AnyServerToAgent,
         }
@@ -153,9 +159,9 @@ impl ServerProcess {
     ) -> Result<Self, ServerError> {
         let addr = free_port()?;
         let command = match kind {
-            ServerKind::Ours | ServerKind::OursBaseline => {
+            ServerKind::Ours | ServerKind::OursBaseline | ServerKind::OursPeerOff => {
                 let program = match kind {
-                    ServerKind::Ours => &binaries.ours,
+                    ServerKind::Ours | ServerKind::OursPeerOff => &binaries.ours,
                     _ => binaries
                         .ours_baseline
                         .as_ref()
@@ -173,6 +179,9 @@ impl ServerProcess {
                     // The embedded default caps agents below the bench's 10,000; through the
                     // environment, so a build without the cap still starts.
                     .env("ODIGOS_OPAMP_MAX_AGENTS", agents.max(1).to_string());
+                if kind == ServerKind::OursPeerOff {
+                    command.args(["--peer-verification", "off"]);
+                }
                 command
             }
             ServerKind::OpampGo => {

@@ -310,7 +310,12 @@ async fn the_node_phase_measures_a_node_and_writes_nothing_for_heartbeats() {
         context()
     );
     assert_eq!(r.window.writes, 0, "{}", context());
-    assert_eq!(r.window.watches_open_at_end, 2, "{}", context());
+    assert_eq!(
+        r.watches_open,
+        2,
+        "the pod and config watches: {}",
+        context()
+    );
 
     // The targets are judged at 200 agents on a 110-pod node only.
     assert_eq!(node.targets.len(), 2);

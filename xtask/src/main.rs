@@ -56,7 +56,7 @@ enum Cmd {
     },
     /// Our server, an opamp-go peer and a bare hyper server side by side under the same
     /// simulated agents; writes bench/results/latest.json and BENCHMARKS.md's results.
-    Bench(xtask::bench::BenchArgs),
+    Bench(Box<xtask::bench::BenchArgs>),
     /// The shipped server binary (profile `dist`: LTO, stripped, static) and an OCI image
     /// from scratch around it, built with podman (installed with apt-get when missing);
     /// prints their sizes and the binary's start-up time to /readyz.

@@ -211,6 +211,9 @@ async fn one_node(
         generator_cpu_secs: generator.as_secs_f64(),
         startup,
         window: api::between(&before, &after, 0),
+        watches_open: after
+            .open_watches()
+            .saturating_sub(before_start.open_watches()),
         requests_per_node_hour: 0.0,
         requests_ok: counters.ok.load(Ordering::Relaxed),
         requests_failed: counters.failed.load(Ordering::Relaxed),

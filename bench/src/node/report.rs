@@ -39,7 +39,6 @@ pub struct ApiCounts {
     /// the open-watch gauge).
     pub watches_opened: u64,
     pub watches_ended: u64,
-    pub watches_open_at_end: u64,
     pub writes: u64,
     /// GETs and any other read.
     pub other_reads: u64,
@@ -79,6 +78,9 @@ pub struct NodeRun {
     /// agent's registration writes (the bench's own LISTs not counted).
     pub startup: ApiCounts,
     pub window: ApiCounts,
+    /// The server's watches open at the end (the open-watch gauge less what was open before
+    /// it started: the API server's own).
+    pub watches_open: u64,
     pub requests_per_node_hour: f64,
     pub requests_ok: u64,
     pub requests_failed: u64,
@@ -202,7 +204,7 @@ impl NodeReport {
                 r.window_connections,
                 r.window_secs,
                 r.registered_secs,
-                r.window.watches_open_at_end,
+                r.watches_open,
                 breakdown(&r.window),
                 breakdown(&r.startup)
             ));

@@ -38,6 +38,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(300);
 /// Between two `/readyz` probes while the server starts.
 const READY_PROBE_EVERY: Duration = Duration::from_millis(2);
+/// How long a stopped server's watches may stay open on the API server's side.
+const WATCHES_CLOSE_TIMEOUT: Duration = Duration::from_secs(180);
 /// The write counts must stay still this long before the window opens.
 const SETTLE: Duration = Duration::from_millis(500);
 
@@ -82,6 +84,7 @@ pub async fn run(
     let plane = ControlPlane::start()
         .await
         .map_err(|e| NodeBenchError::ControlPlane(e.to_string()))?;
+    let quiet = Snapshot::take(&plane).await?;
     let mut runs = Vec::new();
     for &agents in &params.agents {
         eprintln!(
@@ -100,6 +103,7 @@ pub async fn run(
             run.window.requests()
         );
         runs.push(run);
+        watches_closed(&plane, &quiet).await?;
     }
     plane.stop();
     let mut report = NodeReport {
@@ -178,12 +182,12 @@ async fn one_node(
         counters.polls.load(Ordering::Relaxed),
         counters.connections.load(Ordering::Relaxed),
     );
-    let (cpu, generator) = (process.cpu_time()?, Process::Current.cpu_time()?);
+    let (cpu, generator) = (process.cpu_times()?, Process::Current.cpu_time()?);
     let window_started = Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(params.window_secs.max(0.0))).await;
     let after = Snapshot::take(plane).await?;
     let window_secs = window_started.elapsed().as_secs_f64();
-    let cpu = process.cpu_time()?.saturating_sub(cpu);
+    let cpu = process.cpu_times()?.since(cpu);
     let generator = Process::Current.cpu_time()?.saturating_sub(generator);
     let memory = process.memory()?;
     let window_polls = counters.polls.load(Ordering::Relaxed) - polls;
@@ -206,7 +210,8 @@ async fn one_node(
         window_connections,
         rss_mib: mib(memory.rss_bytes),
         peak_rss_mib: mib(memory.peak_rss_bytes),
-        cpu_secs: cpu.as_secs_f64(),
+        cpu_secs: (cpu.user + cpu.system).as_secs_f64(),
+        cpu_system_secs: cpu.system.as_secs_f64(),
         cpu_ms_per_agent_hour: 0.0,
         generator_cpu_secs: generator.as_secs_f64(),
         startup,
@@ -349,6 +354,28 @@ async fn settled(plane: &ControlPlane) -> Result<Snapshot, NodeBenchError> {
             )));
         }
         last = now;
+    }
+}
+
+/// Wait until the open-watch gauge is back to `quiet`'s: the API server notices a stopped
+/// client's watch only at its next write to it (an event or a bookmark, within a minute or
+/// so), and counts it then; the next run must not count the last one's.
+async fn watches_closed(plane: &ControlPlane, quiet: &Snapshot) -> Result<(), NodeBenchError> {
+    let deadline = Instant::now() + WATCHES_CLOSE_TIMEOUT;
+    loop {
+        let now = Snapshot::take(plane).await?;
+        if now.open_watches() <= quiet.open_watches() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(NodeBenchError::Api(format!(
+                "the stopped server's watches were still open {WATCHES_CLOSE_TIMEOUT:?} later \
+                 ({} open, {} before it started)",
+                now.open_watches(),
+                quiet.open_watches()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

@@ -69,8 +69,9 @@ pub struct NodeRun {
     /// `VmRSS` at the end of the window; `VmHWM` over the whole run.
     pub rss_mib: f64,
     pub peak_rss_mib: f64,
-    /// Server CPU (user + system) in the window.
+    /// Server CPU (user + system) in the window, and its system (kernel) part.
     pub cpu_secs: f64,
+    pub cpu_system_secs: f64,
     pub cpu_ms_per_agent_hour: f64,
     /// The generator's own CPU in the window (it shares the machine).
     pub generator_cpu_secs: f64,
@@ -141,8 +142,11 @@ impl NodeReport {
                     r.peak_rss_mib, r.rss_mib
                 ),
                 format!(
-                    "{:.1} ms per agent-hour ({:.2} s in {:.0} s)",
-                    r.cpu_ms_per_agent_hour, r.cpu_secs, r.window_secs
+                    "{:.1} ms per agent-hour ({:.2} s in {:.0} s, {:.0}% of it in the kernel)",
+                    r.cpu_ms_per_agent_hour,
+                    r.cpu_secs,
+                    r.window_secs,
+                    100.0 * r.cpu_system_secs / r.cpu_secs.max(1e-9)
                 ),
             ),
             None => (
@@ -196,13 +200,15 @@ impl NodeReport {
         out.push('\n');
         for r in &self.runs {
             out.push_str(&format!(
-                "{} agents: {} polls over {} new connections in {:.0} s; registration took {:.1} s; \
-                 {} watches open at the end. Window requests by resource and verb: {}. \
-                 Start-up: {}.\n\n",
+                "{} agents: {} polls over {} new connections in {:.0} s ({:.0} µs of server CPU \
+                 per poll, {:.0}% in the kernel); registration took {:.1} s; {} watches open \
+                 at the end. Window requests by resource and verb: {}. Start-up: {}.\n\n",
                 r.agents,
                 r.window_polls,
                 r.window_connections,
                 r.window_secs,
+                r.cpu_secs * 1e6 / r.window_polls.max(1) as f64,
+                100.0 * r.cpu_system_secs / r.cpu_secs.max(1e-9),
                 r.registered_secs,
                 r.watches_open,
                 breakdown(&r.window),

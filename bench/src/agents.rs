@@ -62,34 +62,71 @@ impl AgentId {
 
     /// [`Self::first_message`] for a pod in `namespace`.
     pub fn first_message_in(self, uid: &[u8], namespace: &str) -> AgentToServer {
-        let uid_text = String::from_utf8_lossy(uid).into_owned();
-        let description = AgentDescription {
-            identifying_attributes: vec![
-                string("service.instance.id", &uid_text),
-                string("telemetry.sdk.language", "python"),
-                int("process.pid", self.pid()),
-                string("k8s.namespace.name", namespace),
-                string("k8s.pod.name", &self.pod()),
-                string("k8s.container.name", CONTAINER),
-            ],
-            non_identifying_attributes: vec![
-                string("host.name", &self.pod()),
-                string("os.type", "linux"),
-            ],
-        };
-        AgentToServer {
-            instance_uid: uid.to_vec(),
-            sequence_num: 0,
-            agent_description: Some(description),
-            health: Some(ComponentHealth {
-                healthy: false,
-                status: "Starting".into(),
-                last_error: "Python OpenTelemetry agent is starting".into(),
-                ..Default::default()
-            }),
-            capabilities: CAPABILITIES,
+        first_message(
+            uid,
+            &Process {
+                namespace,
+                pod: &self.pod(),
+                container: CONTAINER,
+                pid: self.pid(),
+            },
+        )
+    }
+}
+
+/// Where an agent runs, as it reports it.
+#[derive(Clone, Copy, Debug)]
+pub struct Process<'a> {
+    pub namespace: &'a str,
+    pub pod: &'a str,
+    pub container: &'a str,
+    pub pid: i64,
+}
+
+/// The first message of an Odigos Python agent in `process`: description (identifying
+/// attributes as the agent sends them) and `Starting` health.
+pub fn first_message(uid: &[u8], process: &Process<'_>) -> AgentToServer {
+    let uid_text = String::from_utf8_lossy(uid).into_owned();
+    let description = AgentDescription {
+        identifying_attributes: vec![
+            string("service.instance.id", &uid_text),
+            string("telemetry.sdk.language", "python"),
+            int("process.pid", process.pid),
+            string("k8s.namespace.name", process.namespace),
+            string("k8s.pod.name", process.pod),
+            string("k8s.container.name", process.container),
+        ],
+        non_identifying_attributes: vec![
+            string("host.name", process.pod),
+            string("os.type", "linux"),
+        ],
+    };
+    AgentToServer {
+        instance_uid: uid.to_vec(),
+        sequence_num: 0,
+        agent_description: Some(description),
+        health: Some(ComponentHealth {
+            healthy: false,
+            status: "Starting".into(),
+            last_error: "Python OpenTelemetry agent is starting".into(),
             ..Default::default()
-        }
+        }),
+        capabilities: CAPABILITIES,
+        ..Default::default()
+    }
+}
+
+/// The report an agent sends once it has started: healthy.
+pub fn healthy_report(uid: &[u8], sequence_num: u64) -> AgentToServer {
+    AgentToServer {
+        health: Some(ComponentHealth {
+            healthy: true,
+            status: "Healthy".into(),
+            start_time_unix_nano: 1_767_225_600_000_000_000,
+            status_time_unix_nano: 1_767_225_601_000_000_000,
+            ..Default::default()
+        }),
+        ..heartbeat(uid, sequence_num)
     }
 }
 

@@ -38,7 +38,7 @@ use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, PostParams};
 use odigos_opamp_proto::opamp::proto::{
-    AgentDisconnect, AgentToServer, ComponentHealth, ServerToAgent, ServerToAgentFlags,
+    AgentDisconnect, AgentToServer, ServerToAgent, ServerToAgentFlags,
 };
 use odigos_opamp_server::protocol::InstanceKey;
 use prost::Message;
@@ -735,7 +735,7 @@ impl Lane {
                             agent.id.first_message_in(&agent.uid, namespace),
                             Kind::First,
                         ),
-                        (healthy_report(&agent.uid, 1), Kind::Health),
+                        (agents::healthy_report(&agent.uid, 1), Kind::Health),
                     ]
                 }
                 Step::Heartbeat => {
@@ -831,20 +831,6 @@ enum Kind {
     Health,
     Heartbeat,
     Disconnect,
-}
-
-/// The report an agent sends once it has started: healthy.
-fn healthy_report(uid: &[u8], sequence_num: u64) -> AgentToServer {
-    AgentToServer {
-        health: Some(ComponentHealth {
-            healthy: true,
-            status: "Healthy".into(),
-            start_time_unix_nano: 1_767_225_600_000_000_000,
-            status_time_unix_nano: 1_767_225_601_000_000_000,
-            ..Default::default()
-        }),
-        ..agents::heartbeat(uid, sequence_num)
-    }
 }
 
 #[cfg(test)]

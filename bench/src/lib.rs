@@ -9,7 +9,10 @@
 //! - [`procfs`]: CPU time and memory from `/proc`.
 //! - [`kube_store`]: the Kubernetes store phase: our server in Kubernetes mode against a
 //!   real kube-apiserver, its API requests per agent counted from the API server's metrics.
-//! - [`run`]: one run: every server in turn, the same phases, then the Kubernetes phase.
+//! - [`node`]: the node phase: a full node's pods, a few hundred agents at their real
+//!   pace, our shipped server in Kubernetes mode: RSS, CPU per agent-hour, API requests per
+//!   node-hour (watches included), start-up to ready.
+//! - [`run`]: one run: every server in turn, the same phases, then the Kubernetes phases.
 //! - [`report`]: JSON, the markdown table, ratios, the targets, BENCHMARKS.md's block.
 
 pub mod agents;
@@ -17,6 +20,7 @@ pub mod client;
 pub mod fleet;
 pub mod kube_store;
 pub mod machine;
+pub mod node;
 pub mod procfs;
 pub mod report;
 pub mod run;

@@ -40,6 +40,11 @@ impl Process {
 
     /// User + system CPU time of every thread so far (`/proc/<pid>/stat`, in clock ticks).
     pub fn cpu_time(self) -> Result<Duration, ProcError> {
+        self.cpu_times().map(|t| t.user + t.system)
+    }
+
+    /// User and system CPU time apart: system time is mostly the kernel's TCP work.
+    pub fn cpu_times(self) -> Result<CpuTimes, ProcError> {
         let (path, text) = self.read("stat")?;
         // The command name, in parentheses, may hold spaces: fields count from after it.
         let fields: Vec<&str> = text
@@ -51,15 +56,16 @@ impl Process {
             fields
                 .get(index)
                 .and_then(|v| v.parse::<u64>().ok())
+                .map(|ticks| Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second()))
                 .ok_or_else(|| ProcError::Missing {
                     path: path.clone(),
                     field,
                 })
         };
-        let ticks = tick(11, "utime")? + tick(12, "stime")?;
-        Ok(Duration::from_secs_f64(
-            ticks as f64 / clock_ticks_per_second(),
-        ))
+        Ok(CpuTimes {
+            user: tick(11, "utime")?,
+            system: tick(12, "stime")?,
+        })
     }
 
     /// Resident and peak resident memory (`VmRSS`, `VmHWM` of `/proc/<pid>/status`).
@@ -78,6 +84,22 @@ impl Process {
             rss_bytes: kib("VmRSS")? * 1024,
             peak_rss_bytes: kib("VmHWM")? * 1024,
         })
+    }
+}
+
+/// CPU time in user space and in the kernel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuTimes {
+    pub user: Duration,
+    pub system: Duration,
+}
+
+impl CpuTimes {
+    pub fn since(self, earlier: CpuTimes) -> CpuTimes {
+        CpuTimes {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+        }
     }
 }
 

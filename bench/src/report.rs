@@ -19,6 +19,9 @@ pub struct Report {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kube: Option<KubeReport>,
     pub targets: Vec<Target>,
+    /// The node phase (`node` in the servers), when it ran; its own block and targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<crate::node::report::NodeReport>,
 }
 
 /// Heartbeat interval of the server's default (`--heartbeat-interval`): the Kubernetes
@@ -432,11 +435,11 @@ pub enum Status {
 }
 
 impl Status {
-    fn from_bool(met: bool) -> Self {
+    pub fn from_bool(met: bool) -> Self {
         if met { Status::Met } else { Status::NotMet }
     }
 
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             Status::Met => "met",
             Status::NotMet => "**not met**",
@@ -696,23 +699,47 @@ fn targets(
     targets
 }
 
-/// Markers of the generated block in BENCHMARKS.md.
+/// Markers of the generated blocks in BENCHMARKS.md: the servers' and the Kubernetes
+/// store's results, and the node phase's.
 pub const BLOCK_BEGIN: &str = "<!-- bench:results:begin (written by `cargo xtask bench`) -->";
 pub const BLOCK_END: &str = "<!-- bench:results:end -->";
+pub const NODE_BLOCK_BEGIN: &str = "<!-- bench:node:begin (written by `cargo xtask bench`) -->";
+pub const NODE_BLOCK_END: &str = "<!-- bench:node:end -->";
 
 /// A document without both markers, in order.
 #[derive(Debug, thiserror::Error)]
-#[error("the document has no `{BLOCK_BEGIN}` … `{BLOCK_END}` block to update")]
-pub struct NoResultsBlock;
+#[error("the document has no `{begin}` … `{end}` block to update")]
+pub struct NoResultsBlock {
+    begin: &'static str,
+    end: &'static str,
+}
 
-/// Replace the text between the markers with `block`.
+/// Replace the text between the results markers with `block`.
 pub fn replace_block(document: &str, block: &str) -> Result<String, NoResultsBlock> {
-    let begin = document.find(BLOCK_BEGIN).ok_or(NoResultsBlock)?;
-    let after_begin = begin + BLOCK_BEGIN.len();
-    let end = document[after_begin..]
-        .find(BLOCK_END)
+    replace_between(document, BLOCK_BEGIN, BLOCK_END, block)
+}
+
+/// Replace the text between `begin` and `end` with `block`.
+pub fn replace_between(
+    document: &str,
+    begin_marker: &'static str,
+    end_marker: &'static str,
+    block: &str,
+) -> Result<String, NoResultsBlock> {
+    let missing = NoResultsBlock {
+        begin: begin_marker,
+        end: end_marker,
+    };
+    let Some(begin) = document.find(begin_marker) else {
+        return Err(missing);
+    };
+    let after_begin = begin + begin_marker.len();
+    let Some(end) = document[after_begin..]
+        .find(end_marker)
         .map(|i| after_begin + i)
-        .ok_or(NoResultsBlock)?;
+    else {
+        return Err(missing);
+    };
     Ok(format!(
         "{}\n{}\n{}",
         &document[..after_begin],

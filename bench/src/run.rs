@@ -7,7 +7,8 @@
 //! that a burst of other work on a shared machine does not land on one server only.
 //!
 //! With `kube` among the servers, the Kubernetes store phase ([`crate::kube_store`]) runs
-//! once after the rounds, alone, with our server's binary in Kubernetes mode.
+//! once after the rounds, alone, with our server's binary in Kubernetes mode; with `node`,
+//! the node phase ([`crate::node`]) after it, with the shipped build when given.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -16,6 +17,7 @@ use hdrhistogram::Histogram;
 
 use crate::fleet::{Fleet, PhaseStats};
 use crate::kube_store::{self, KubeBenchError};
+use crate::node::{self, NodeBenchError, NodeBinary, report::NodeParams};
 use crate::procfs::{ProcError, Process};
 use crate::report::{KubeParams, Latency, Params, Report, ServerResult};
 use crate::servers::{Binaries, ServerError, ServerKind, ServerProcess};
@@ -29,6 +31,10 @@ pub struct RunConfig {
     pub binaries: Binaries,
     /// The Kubernetes store phase, when [`ServerKind::Kube`] is among the servers.
     pub kube: KubeParams,
+    /// The node phase, when [`ServerKind::Node`] is among the servers, and the build it
+    /// runs (default: `binaries.ours`).
+    pub node: NodeParams,
+    pub node_binary: Option<NodeBinary>,
     /// Server logs and the generated device table go here.
     pub work_dir: PathBuf,
     /// Tool versions for the report (rustc, go).
@@ -44,6 +50,8 @@ pub enum RunError {
     Proc(#[from] ProcError),
     #[error("the Kubernetes store phase: {0}")]
     Kube(#[from] KubeBenchError),
+    #[error("the node phase: {0}")]
+    Node(#[from] NodeBenchError),
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -74,7 +82,7 @@ pub async fn run(config: &RunConfig) -> Result<Report, RunError> {
     let mut results: Vec<(ServerKind, Vec<ServerResult>)> = config
         .servers
         .iter()
-        .filter(|&&kind| kind != ServerKind::Kube)
+        .filter(|&&kind| kind != ServerKind::Kube && kind != ServerKind::Node)
         .map(|&kind| (kind, Vec::new()))
         .collect();
     for round in 1..=rounds {
@@ -116,6 +124,24 @@ pub async fn run(config: &RunConfig) -> Result<Report, RunError> {
     } else {
         None
     };
+    let node = if config.servers.contains(&ServerKind::Node) {
+        eprintln!("bench: the node phase ...");
+        let binary = config.node_binary.clone().unwrap_or_else(|| NodeBinary {
+            path: config.binaries.ours.clone(),
+            build: "as given by --ours".into(),
+        });
+        Some(
+            node::run(
+                &config.node,
+                &binary.path,
+                &binary.build,
+                &config.work_dir.join("node"),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     let mut report = Report {
         date: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         machine: machine::describe(config.notes.clone()),
@@ -124,6 +150,7 @@ pub async fn run(config: &RunConfig) -> Result<Report, RunError> {
         ratios: Default::default(),
         kube,
         targets: Vec::new(),
+        node,
     };
     report.evaluate();
     Ok(report)

@@ -1,7 +1,8 @@
 //! The three servers under test, each run as its own process so that its CPU time and
 //! memory are its own: our release binary, the opamp-go peer, and the bare hyper ceiling.
-//! ([`ServerKind::Kube`], our binary in Kubernetes mode, is started by
-//! [`crate::kube_store`] against its control plane, through [`ServerProcess::spawn`].)
+//! ([`ServerKind::Kube`] and [`ServerKind::Node`], our binary in Kubernetes mode, are started
+//! by [`crate::kube_store`] and [`crate::node`] against their control plane, through
+//! [`ServerProcess::spawn`] and [`ServerProcess::launch`].)
 
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -38,15 +39,19 @@ pub enum ServerKind {
     /// own metrics count the API requests of the `InstrumentationInstance` store
     /// ([`crate::kube_store`]).
     Kube,
+    /// Not a load phase: one node's cost at an agent's pace (a full node's pods, a few
+    /// hundred agents polling every 10 s), our shipped build in Kubernetes mode.
+    Node,
 }
 
 impl ServerKind {
-    /// The default of a run: the three servers, then the Kubernetes store phase.
-    pub const ALL: [ServerKind; 4] = [
+    /// The default of a run: the three servers, then the Kubernetes store and node phases.
+    pub const ALL: [ServerKind; 5] = [
         ServerKind::Ours,
         ServerKind::OpampGo,
         ServerKind::BareHyper,
         ServerKind::Kube,
+        ServerKind::Node,
     ];
 
     pub fn name(self) -> &'static str {
@@ -57,6 +62,7 @@ impl ServerKind {
             ServerKind::OursBaseline => "ours-baseline",
             ServerKind::OursPeerOff => "ours-peer-off",
             ServerKind::Kube => "kube",
+            ServerKind::Node => "node",
         }
     }
 
@@ -72,6 +78,9 @@ impl ServerKind {
             ServerKind::Kube => {
                 "odigos-opamp-server, Kubernetes mode against a real kube-apiserver (API requests counted)"
             }
+            ServerKind::Node => {
+                "odigos-opamp-server (the shipped build), Kubernetes mode, one full node polled at an agent's pace"
+            }
         }
     }
 
@@ -82,7 +91,8 @@ impl ServerKind {
             | ServerKind::OpampGo
             | ServerKind::OursBaseline
             | ServerKind::OursPeerOff
-            | ServerKind::Kube => Expect::OpAmp,
+            | ServerKind::Kube
+            | ServerKind::Node => Expect::OpAmp,
             ServerKind::BareHyper => Expect::AnyServerToAgent,
         }
     }
@@ -194,7 +204,9 @@ impl ServerProcess {
                 command.arg("--listen").arg(addr.to_string());
                 command
             }
-            ServerKind::Kube => return Err(ServerError::NeedsCluster(kind.name())),
+            ServerKind::Kube | ServerKind::Node => {
+                return Err(ServerError::NeedsCluster(kind.name()));
+            }
         };
         Self::spawn(kind, command, addr, work_dir).await
     }
@@ -202,6 +214,18 @@ impl ServerProcess {
     /// Start `command`, a server that will listen on `addr`, its output going to
     /// `<work_dir>/<name>.log`, and wait until it accepts connections.
     pub async fn spawn(
+        kind: ServerKind,
+        command: Command,
+        addr: SocketAddr,
+        work_dir: &Path,
+    ) -> Result<Self, ServerError> {
+        let mut server = Self::launch(kind, command, addr, work_dir)?;
+        server.wait_ready().await?;
+        Ok(server)
+    }
+
+    /// [`Self::spawn`] without the wait: for a caller that times the start itself.
+    pub fn launch(
         kind: ServerKind,
         mut command: Command,
         addr: SocketAddr,
@@ -225,14 +249,12 @@ impl ServerProcess {
                 program: PathBuf::from(command.get_program()),
                 source,
             })?;
-        let mut server = ServerProcess {
+        Ok(ServerProcess {
             kind,
             child,
             addr,
             log,
-        };
-        server.wait_ready().await?;
-        Ok(server)
+        })
     }
 
     async fn wait_ready(&mut self) -> Result<(), ServerError> {

@@ -1,14 +1,15 @@
 //! CI's check that `cargo xtask bench` keeps working, in a few seconds: the three servers,
 //! every phase, a handful of agents for half a second each; and the Kubernetes store phase
 //! against a real kube-apiserver (started by the `xtask::kube` harness: the test fails, never
-//! skips, when it cannot start), with a dozen agents. It checks that the report is complete
-//! and sane, and the Kubernetes store's behaviour (which requests, how many per agent); it
-//! judges no timing (a shared CI machine measures nothing).
+//! skips, when it cannot start), with a dozen agents; and the node phase on a 12-pod node with
+//! 20 agents polling every 0.5 s for 2 s. It checks that the reports are complete and sane,
+//! and the Kubernetes store's behaviour (which requests, how many per agent); it judges no
+//! timing (a shared CI machine measures nothing).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use odigos_opamp_bench::kube_store::WRITE_VERBS;
+use odigos_opamp_bench::node::report::NodeParams;
 use odigos_opamp_bench::report::{KubeParams, Report, Status};
 use odigos_opamp_bench::run::{RunConfig, run};
 use odigos_opamp_bench::servers::{Binaries, ServerKind};
@@ -17,30 +18,9 @@ const AGENTS: usize = 40;
 
 /// Our server's binary, built (or found up to date) in this test's own profile.
 fn our_server() -> PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
-    command
-        .args(["build", "--quiet", "-p", "odigos-opamp-server", "--bin"])
-        .arg("odigos-opamp-server")
-        .current_dir(xtask::workspace_root());
-    // What cargo set for this test (package variables, the library path) would make the
-    // build scripts of shared dependencies rerun, and the next build of the workspace
-    // rebuild them back: the nested build gets a plain environment.
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        let cargo_config = ["CARGO_HOME", "CARGO_TARGET_DIR"].contains(&name.as_ref())
-            || [
-                "CARGO_BUILD_",
-                "CARGO_NET_",
-                "CARGO_REGISTRIES_",
-                "CARGO_HTTP_",
-            ]
-            .iter()
-            .any(|prefix| name.starts_with(prefix));
-        if (name.starts_with("CARGO_") && !cargo_config) || name == "LD_LIBRARY_PATH" {
-            command.env_remove(name.as_ref());
-        }
-    }
+    let mut command = xtask::cargo::command(&xtask::workspace_root());
+    command.args(["build", "--quiet", "-p", "odigos-opamp-server", "--bin"]);
+    command.arg("odigos-opamp-server");
     let status = command.status().expect("cargo runs");
     assert!(status.success(), "building odigos-opamp-server: {status}");
     // This test runs from <target>/<profile>/deps/; the binary is in <target>/<profile>/.
@@ -74,6 +54,8 @@ fn config(work_dir: &Path) -> RunConfig {
             ours_baseline: None,
         },
         kube: KubeParams::default(),
+        node: NodeParams::default(),
+        node_binary: None,
         work_dir: work_dir.to_owned(),
         notes: vec!["smoke test".into()],
     }
@@ -160,6 +142,8 @@ async fn the_kubernetes_store_costs_no_write_per_unchanged_heartbeat() {
             churn_per_agent_hour: 1.0,
             connections: 3,
         },
+        node: NodeParams::default(),
+        node_binary: None,
         work_dir: work.path().to_owned(),
         notes: vec!["smoke test".into()],
     };
@@ -257,4 +241,91 @@ async fn the_kubernetes_store_costs_no_write_per_unchanged_heartbeat() {
     assert!(parsed.kube.is_some());
     let markdown = report.markdown();
     assert!(markdown.contains("Kubernetes store"), "{markdown}");
+}
+
+const NODE_PODS: usize = 12;
+const NODE_AGENTS: usize = 20;
+
+#[tokio::test]
+async fn the_node_phase_measures_a_node_and_writes_nothing_for_heartbeats() {
+    let work = tempfile::tempdir().expect("a temporary folder");
+    let config = RunConfig {
+        params: odigos_opamp_bench::report::Params {
+            agents: 1,
+            connections: 1,
+            warmup_secs: 0.0,
+            saturate_secs: 0.0,
+            rate_per_sec: 1.0,
+            rate_secs: 0.0,
+            rounds: 1,
+            generator_threads: 1,
+        },
+        servers: vec![ServerKind::Node],
+        binaries: Binaries {
+            ours: our_server(),
+            opamp_go: PathBuf::new(),
+            bare_hyper: PathBuf::from(env!("CARGO_BIN_EXE_odigos-opamp-bare-hyper")),
+            ours_baseline: None,
+        },
+        kube: KubeParams::default(),
+        node: NodeParams {
+            pods: NODE_PODS,
+            workloads: 4,
+            agents: vec![NODE_AGENTS],
+            poll_secs: 0.5,
+            window_secs: 2.0,
+        },
+        node_binary: None,
+        work_dir: work.path().to_owned(),
+        notes: vec!["smoke test".into()],
+    };
+    let started = std::time::Instant::now();
+    let report = run(&config)
+        .await
+        .unwrap_or_else(|e| panic!("the node phase failed: {e}"));
+    eprintln!("node phase ran in {:.1?}", started.elapsed());
+    assert!(report.servers.is_empty() && report.kube.is_none());
+    let node = report.node.as_ref().expect("the node phase's report");
+    let [r] = node.runs.as_slice() else {
+        panic!("one run per agent count: {node:?}")
+    };
+    let context = || serde_json::to_string_pretty(node).unwrap_or_default();
+    assert_eq!(r.agents, NODE_AGENTS);
+    assert_eq!(r.requests_failed, 0, "{}", context());
+    assert!(r.ready_ms > 0.0 && r.registered_secs > 0.0, "{}", context());
+    assert!(
+        r.rss_mib > 0.0 && r.peak_rss_mib >= r.rss_mib,
+        "{}",
+        context()
+    );
+    assert!(r.cpu_secs >= 0.0 && r.window_polls > 0, "{}", context());
+
+    // Start-up: the pod and config watches listed and opened, then one object and one or
+    // two status writes per agent; the window: heartbeats only, so nothing written.
+    let s = &r.startup;
+    assert!(s.lists >= 2 && s.watches_opened >= 2, "{}", context());
+    assert!(
+        (NODE_AGENTS as u64 * 2..=NODE_AGENTS as u64 * 3).contains(&s.writes),
+        "{}",
+        context()
+    );
+    assert_eq!(r.window.writes, 0, "{}", context());
+    assert_eq!(
+        r.watches_open,
+        2,
+        "the pod and config watches: {}",
+        context()
+    );
+
+    // The targets are judged at 200 agents on a 110-pod node only.
+    assert_eq!(node.targets.len(), 2);
+    assert!(
+        node.targets.iter().all(|t| t.status == Status::NotMeasured),
+        "{:?}",
+        node.targets
+    );
+    let json = serde_json::to_string_pretty(&report).expect("serializes");
+    let parsed: Report = serde_json::from_str(&json).expect("the JSON parses back");
+    assert_eq!(parsed.node.map(|n| n.runs.len()), Some(1));
+    assert!(node.markdown().contains(&format!("| {NODE_AGENTS} |")));
 }

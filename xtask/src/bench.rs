@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: build the three servers (ours and the generator in release, the
 //! opamp-go peer with Go) and run the bench crate's generator against them, then the
-//! Kubernetes store phase (our server against a real kube-apiserver, see [`crate::kube`]).
+//! Kubernetes store phase (our server against a real kube-apiserver, see [`crate::kube`])
+//! and the node phase (the shipped build, [`crate::image::dist`], on one full node).
 //! See BENCHMARKS.md for what it measures and how.
 
 use std::path::{Path, PathBuf};
@@ -15,6 +16,8 @@ const GO_PEER_DIR: &str = "bench/opamp-go-peer";
 pub enum BenchError {
     #[error(transparent)]
     Tool(#[from] ToolError),
+    #[error("building the shipped binary for the node phase: {0}")]
+    Dist(#[from] crate::image::ImageError),
     #[error("the benchmark failed: {0}")]
     Run(String),
 }
@@ -46,13 +49,30 @@ pub struct BenchArgs {
     /// Generator threads (default 1).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Only these servers, comma-separated: ours, opamp-go, bare-hyper, and kube (the
-    /// Kubernetes store phase: API requests per agent, counted by a real kube-apiserver).
+    /// Only these servers, comma-separated: ours, opamp-go, bare-hyper, kube (the
+    /// Kubernetes store phase: API requests per agent, counted by a real kube-apiserver) and
+    /// node (the node phase: one full node's cost at an agent's pace).
     #[arg(long)]
     pub servers: Option<String>,
     /// Only the Kubernetes store phase, not recorded: `--servers kube --no-record`.
-    #[arg(long, conflicts_with = "servers")]
+    #[arg(long, conflicts_with_all = ["servers", "node_only"])]
     pub kube_only: bool,
+    /// Only the node phase (about 12 minutes); it records its own block of BENCHMARKS.md
+    /// and bench/results/node.{json,md} unless --no-record.
+    #[arg(long, conflicts_with = "servers")]
+    pub node_only: bool,
+    /// Node phase: agent counts, comma-separated, one run each (default 200,1000).
+    #[arg(long)]
+    pub node_agents: Option<String>,
+    /// Node phase: pods on the node (default 110, the kubelet's maximum).
+    #[arg(long)]
+    pub node_pods: Option<usize>,
+    /// Node phase: the agents' polling interval in seconds (default 10).
+    #[arg(long)]
+    pub node_poll: Option<f64>,
+    /// Node phase: the measured window of each run, in seconds (default 300).
+    #[arg(long)]
+    pub node_seconds: Option<f64>,
     /// Kubernetes phase: agents in steady state (default 200).
     #[arg(long)]
     pub kube_agents: Option<usize>,
@@ -100,16 +120,29 @@ pub fn build_go_peer(root: &Path) -> Result<PathBuf, BenchError> {
 
 /// `cargo xtask bench`.
 pub fn run(root: &Path, args: &BenchArgs) -> Result<(), BenchError> {
-    let servers = match (&args.servers, &args.ours_baseline, args.kube_only) {
-        (_, _, true) => Some("kube".to_owned()),
-        (Some(servers), _, false) => Some(servers.clone()),
-        (None, Some(_), false) => Some("ours,ours-baseline,opamp-go,bare-hyper,kube".to_owned()),
-        (None, None, false) => None,
+    let servers = match (&args.servers, &args.ours_baseline) {
+        _ if args.kube_only => Some("kube".to_owned()),
+        _ if args.node_only => Some("node".to_owned()),
+        (Some(servers), _) => Some(servers.clone()),
+        (None, Some(_)) => Some("ours,ours-baseline,opamp-go,bare-hyper,kube,node".to_owned()),
+        (None, None) => None,
+    };
+    let listed = |name: &str| {
+        servers
+            .as_ref()
+            .is_none_or(|list| list.split(',').any(|s| s.trim() == name))
     };
     // Go is needed only for the opamp-go peer.
-    let go_peer = match &servers {
-        Some(list) if !list.split(',').any(|s| s.trim() == "opamp-go") => None,
-        _ => Some(build_go_peer(root)?),
+    let go_peer = if listed("opamp-go") {
+        Some(build_go_peer(root)?)
+    } else {
+        None
+    };
+    // The node phase measures what ships; --quick measures nothing and keeps to release.
+    let node_server = if listed("node") && !args.quick {
+        Some(crate::image::dist::build(root)?)
+    } else {
+        None
     };
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     eprintln!("xtask: building odigos-opamp-server and the bench crate (release)");
@@ -138,6 +171,10 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<(), BenchError> {
         .arg(release.join("odigos-opamp-bare-hyper"));
     if let Some(go_peer) = &go_peer {
         command.arg("--opamp-go").arg(go_peer);
+    }
+    if let Some(dist) = &node_server {
+        command.arg("--node-server").arg(&dist.path);
+        command.args(["--node-build", crate::image::dist::PROFILE]);
     }
     for note in notes(root) {
         command.arg("--note").arg(note);
@@ -168,6 +205,17 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<(), BenchError> {
             "2",
             "--kube-cycles",
             "6",
+        ]);
+        // And the node phase: 20 agents on a 12-pod node, 0.5 s polls, a 2 s window.
+        command.args([
+            "--node-pods",
+            "12",
+            "--node-agents",
+            "20",
+            "--node-poll",
+            "0.5",
+            "--node-window",
+            "2",
         ]);
         command
             .arg("--work-dir")
@@ -207,6 +255,10 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<(), BenchError> {
         "--kube-churn-rate",
         args.kube_churn_rate.map(|v| v.to_string()),
     );
+    pass("--node-agents", args.node_agents.clone());
+    pass("--node-pods", args.node_pods.map(|v| v.to_string()));
+    pass("--node-poll", args.node_poll.map(|v| v.to_string()));
+    pass("--node-window", args.node_seconds.map(|v| v.to_string()));
     pass("--servers", servers);
     pass(
         "--ours-baseline",

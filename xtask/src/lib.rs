@@ -1,12 +1,15 @@
 //! The project's automation, as a library so that tests can share it: the
-//! pinned-tool installer ([`tools`]), code generation ([`generate`]) and the
-//! file helpers behind `--check` ([`files`]).
+//! pinned-tool installer ([`tools`]), code generation ([`generate`]), the
+//! file helpers behind `--check` ([`files`]), and the shipped image ([`image`]).
 
+pub mod apt;
 pub mod baseline;
 pub mod bench;
+pub mod cargo;
 pub mod copy_to_odigos;
 pub mod files;
 pub mod generate;
+pub mod image;
 pub mod kube;
 pub mod pins;
 pub mod ports;

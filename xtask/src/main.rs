@@ -64,7 +64,15 @@ enum Cmd {
     },
     /// Our server, an opamp-go peer and a bare hyper server side by side under the same
     /// simulated agents; writes bench/results/latest.json and BENCHMARKS.md's results.
-    Bench(xtask::bench::BenchArgs),
+    Bench(Box<xtask::bench::BenchArgs>),
+    /// The shipped server binary (profile `dist`: LTO, stripped, static) and an OCI image
+    /// from scratch around it, built with podman (installed with apt-get when missing);
+    /// prints their sizes and the binary's start-up time to /readyz.
+    Image {
+        /// The image's name (default: odigos-opamp-server:<its Cargo version>).
+        #[arg(long)]
+        tag: Option<String>,
+    },
     /// A Kubernetes control plane (etcd + kube-apiserver v1.20 on 127.0.0.1) in the
     /// background, with deploy/'s CRDs and RBAC installed.
     Kube {
@@ -122,6 +130,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Bench(args) => Ok(xtask::bench::run(&root, &args)?),
+        Cmd::Image { tag } => image(&root, tag),
         Cmd::Kube {
             action: KubeAction::Up,
         } => Ok(xtask::kube::daemon::up()?),
@@ -132,6 +141,41 @@ fn run(cli: Cli) -> Result<()> {
             action: KubeAction::Env,
         } => Ok(xtask::kube::daemon::env()?),
     }
+}
+
+/// Starts of the shipped binary timed by `cargo xtask image`.
+const STARTUP_RUNS: usize = 7;
+
+fn image(root: &Path, tag: Option<String>) -> Result<()> {
+    use xtask::image;
+    let tag = match tag {
+        Some(tag) => tag,
+        None => image::default_tag(root)?,
+    };
+    let podman = image::Podman::ensure()?;
+    let built = image::build(root, &podman, &tag)?;
+    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    println!(
+        "binary: {} ({}, static): {} bytes ({:.2} MiB)",
+        built.binary.path.display(),
+        built.binary.target,
+        built.binary.size_bytes,
+        mib(built.binary.size_bytes)
+    );
+    println!(
+        "image:  {tag}: {} bytes ({:.2} MiB)",
+        built.size_bytes,
+        mib(built.size_bytes)
+    );
+    let devices = root.join("server").join("examples").join("devices.yaml");
+    let startups = image::startup::measure(&built.binary.path, &devices, STARTUP_RUNS)?;
+    println!(
+        "start-up to /readyz (embedded, {} devices table, {STARTUP_RUNS} starts): median {:.1} ms, max {:.1} ms",
+        devices.strip_prefix(root).unwrap_or(&devices).display(),
+        startups.median().as_secs_f64() * 1e3,
+        startups.max().as_secs_f64() * 1e3
+    );
+    Ok(())
 }
 
 fn generate_cmd(root: &Path, langs: &[generate::Lang]) -> Result<()> {

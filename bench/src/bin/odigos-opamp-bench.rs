@@ -1,13 +1,19 @@
 //! The load generator and orchestrator behind `cargo xtask bench` (which builds the three
 //! servers and passes their paths). Runs each server in turn under the same load, then the
-//! Kubernetes store phase (`kube` in --servers), then writes the report: `<out-dir>/latest.json`, `<out-dir>/latest.md`, and, with
-//! `--benchmarks-md`, the results block of BENCHMARKS.md.
+//! Kubernetes store phase (`kube` in --servers) and the node phase (`node`), then writes the
+//! report: `<out-dir>/latest.{json,md}` for the servers and the Kubernetes store,
+//! `<out-dir>/node.{json,md}` for the node phase, and, with `--benchmarks-md`, the matching
+//! blocks of BENCHMARKS.md (a phase that did not run leaves its files and block alone).
 
 use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
-use odigos_opamp_bench::report::{KubeParams, Params, replace_block};
+use odigos_opamp_bench::node::NodeBinary;
+use odigos_opamp_bench::node::report::NodeParams;
+use odigos_opamp_bench::report::{
+    KubeParams, NODE_BLOCK_BEGIN, NODE_BLOCK_END, Params, Report, replace_between, replace_block,
+};
 use odigos_opamp_bench::run::{RunConfig, run};
 use odigos_opamp_bench::servers::{Binaries, ServerKind};
 
@@ -53,6 +59,27 @@ struct Args {
     /// Kubernetes phase: keep-alive connections the agents share.
     #[arg(long, default_value_t = KubeParams::default().connections)]
     kube_connections: usize,
+    /// Node phase: the server build to run (default: --ours), e.g. the shipped one.
+    #[arg(long)]
+    node_server: Option<PathBuf>,
+    /// Node phase: the name of that build's profile, for the report.
+    #[arg(long, default_value = "release")]
+    node_build: String,
+    /// Node phase: pods on the node.
+    #[arg(long, default_value_t = NodeParams::default().pods)]
+    node_pods: usize,
+    /// Node phase: Deployments the pods belong to (one InstrumentationConfig each).
+    #[arg(long, default_value_t = NodeParams::default().workloads)]
+    node_workloads: usize,
+    /// Node phase: agent counts, one run (fresh server, own node) each.
+    #[arg(long, value_delimiter = ',', default_values_t = NodeParams::default().agents)]
+    node_agents: Vec<usize>,
+    /// Node phase: the agents' polling interval and the server's heartbeat interval, in seconds.
+    #[arg(long, default_value_t = NodeParams::default().poll_secs)]
+    node_poll: f64,
+    /// Node phase: the measured window of each run, in seconds.
+    #[arg(long, default_value_t = NodeParams::default().window_secs)]
+    node_window: f64,
     /// Simulated agents, each with its own uid and device id.
     #[arg(long, default_value_t = 10_000)]
     agents: usize,
@@ -118,6 +145,17 @@ fn main() -> anyhow::Result<()> {
              least 0.05 (seconds)"
         );
     }
+    if args.servers.contains(&ServerKind::Node)
+        && (args.node_pods == 0
+            || args.node_agents.is_empty()
+            || args.node_agents.contains(&0)
+            || args.node_poll.is_nan()
+            || args.node_poll < 0.05)
+    {
+        bail!(
+            "--node-pods and every --node-agents count must be more than zero, --node-poll at              least 0.05 (seconds)"
+        );
+    }
     let config = RunConfig {
         params: Params {
             agents: args.agents,
@@ -145,6 +183,17 @@ fn main() -> anyhow::Result<()> {
             churn_per_agent_hour: args.kube_churn_rate,
             connections: args.kube_connections,
         },
+        node: NodeParams {
+            pods: args.node_pods,
+            workloads: args.node_workloads,
+            agents: args.node_agents.clone(),
+            poll_secs: args.node_poll,
+            window_secs: args.node_window,
+        },
+        node_binary: args.node_server.clone().map(|path| NodeBinary {
+            path,
+            build: args.node_build.clone(),
+        }),
         work_dir: args.work_dir.clone(),
         notes: args.notes.clone(),
     };
@@ -161,50 +210,107 @@ fn main() -> anyhow::Result<()> {
     .context("cannot start the generator's runtime")?;
     let report = runtime.block_on(run(&config))?;
 
-    let markdown = report.markdown();
-    println!("\n{markdown}");
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("cannot create {}", args.out_dir.display()))?;
-    let json = args.out_dir.join("latest.json");
-    std::fs::write(&json, serde_json::to_string_pretty(&report)? + "\n")
-        .with_context(|| format!("cannot write {}", json.display()))?;
-    let md = args.out_dir.join("latest.md");
-    std::fs::write(&md, &markdown).with_context(|| format!("cannot write {}", md.display()))?;
-    println!("written: {} and {}", json.display(), md.display());
-    if let Some(path) = &args.benchmarks_md {
-        let document = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let block = format!(
-            "Run of {} on {} ({} cores, {} GiB, {}{}{}).\n\n{markdown}",
-            report.date,
-            report.machine.cpu,
-            report.machine.cores,
-            report.machine.memory_gib,
-            report.machine.kernel,
-            if report.machine.notes.is_empty() {
-                ""
-            } else {
-                "; "
-            },
-            report.machine.notes.join(", ")
-        );
-        let updated = replace_block(&document, &block)
-            .with_context(|| format!("updating {}", path.display()))?;
-        std::fs::write(path, updated)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        println!("updated: {}", path.display());
+    let header = run_header(&report);
+    let servers_or_kube = !report.servers.is_empty() || report.kube.is_some();
+    if servers_or_kube {
+        let markdown = report.markdown();
+        println!("\n{markdown}");
+        let mut main = report.clone();
+        main.node = None;
+        write_results(&args.out_dir, "latest", &main, &markdown)?;
+        if let Some(path) = &args.benchmarks_md {
+            update_block(path, |document| {
+                replace_block(document, &format!("{header}{markdown}"))
+            })?;
+        }
     }
+    if let Some(node) = &report.node {
+        let markdown = node.markdown();
+        println!("\n{markdown}");
+        std::fs::write(
+            args.out_dir.join("node.json"),
+            serde_json::to_string_pretty(node)? + "\n",
+        )
+        .context("cannot write node.json")?;
+        std::fs::write(args.out_dir.join("node.md"), &markdown).context("cannot write node.md")?;
+        println!("written: {}", args.out_dir.join("node.{json,md}").display());
+        if let Some(path) = &args.benchmarks_md {
+            update_block(path, |document| {
+                replace_between(
+                    document,
+                    NODE_BLOCK_BEGIN,
+                    NODE_BLOCK_END,
+                    &format!("{header}{markdown}"),
+                )
+            })?;
+        }
+    }
+    let json = args.out_dir.join(if servers_or_kube {
+        "latest.json"
+    } else {
+        "node.json"
+    });
     let failed: u64 = report
         .servers
         .iter()
         .map(|s| s.requests_failed)
         .sum::<u64>()
-        + report.kube.as_ref().map_or(0, |k| k.requests_failed);
+        + report.kube.as_ref().map_or(0, |k| k.requests_failed)
+        + report
+            .node
+            .as_ref()
+            .map_or(0, |n| n.runs.iter().map(|r| r.requests_failed).sum::<u64>());
     if failed > 0 {
         bail!(
             "{failed} request(s) failed; see first_error in {}",
             json.display()
         );
     }
+    Ok(())
+}
+
+/// "Run of <date> on <machine> (...)." for a BENCHMARKS.md block.
+fn run_header(report: &Report) -> String {
+    let machine = &report.machine;
+    format!(
+        "Run of {} on {} ({} cores, {} GiB, {}{}{}).\n\n",
+        report.date,
+        machine.cpu,
+        machine.cores,
+        machine.memory_gib,
+        machine.kernel,
+        if machine.notes.is_empty() { "" } else { "; " },
+        machine.notes.join(", ")
+    )
+}
+
+/// `<dir>/<name>.json` and `<dir>/<name>.md`.
+fn write_results(
+    dir: &std::path::Path,
+    name: &str,
+    report: &Report,
+    markdown: &str,
+) -> anyhow::Result<()> {
+    let json = dir.join(format!("{name}.json"));
+    std::fs::write(&json, serde_json::to_string_pretty(report)? + "\n")
+        .with_context(|| format!("cannot write {}", json.display()))?;
+    let md = dir.join(format!("{name}.md"));
+    std::fs::write(&md, markdown).with_context(|| format!("cannot write {}", md.display()))?;
+    println!("written: {} and {}", json.display(), md.display());
+    Ok(())
+}
+
+/// Rewrite one block of the document at `path`.
+fn update_block<E: std::error::Error + Send + Sync + 'static>(
+    path: &std::path::Path,
+    replace: impl FnOnce(&str) -> Result<String, E>,
+) -> anyhow::Result<()> {
+    let document =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let updated = replace(&document).with_context(|| format!("updating {}", path.display()))?;
+    std::fs::write(path, updated).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("updated: {}", path.display());
     Ok(())
 }

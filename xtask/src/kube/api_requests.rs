@@ -35,9 +35,16 @@ impl RequestSample {
 
 /// Every `apiserver_request_total` sample of a Prometheus text page.
 pub fn request_samples(metrics: &str) -> Vec<RequestSample> {
+    metric_samples(metrics, "apiserver_request_total")
+}
+
+/// Every labelled sample of the metric `name` (e.g. a gauge of open watches) of a
+/// Prometheus text page.
+pub fn metric_samples(metrics: &str, name: &str) -> Vec<RequestSample> {
+    let prefix = format!("{name}{{");
     metrics
         .lines()
-        .filter_map(|line| line.strip_prefix("apiserver_request_total{"))
+        .filter_map(|line| line.strip_prefix(prefix.as_str()))
         .filter_map(|rest| {
             let (labels, value) = rest.rsplit_once('}')?;
             Some(RequestSample {

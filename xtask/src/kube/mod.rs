@@ -25,7 +25,7 @@ mod pki;
 mod process;
 mod workdir;
 
-pub use api_requests::{RequestSample, WRITE_VERBS, request_samples};
+pub use api_requests::{RequestSample, WRITE_VERBS, metric_samples, request_samples};
 pub use binaries::{
     Binaries, DEBIAN_KUBERNETES, KUBE_VERSION, cache_root, ensure as ensure_binaries,
 };

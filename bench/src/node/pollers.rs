@@ -1,0 +1,234 @@
+//! A node's agents at their real pace: each one polls every interval on its own HTTP/1.1
+//! connection, the agents' turns spread evenly over the interval, as processes started at
+//! different times are. A connection the server closed while idle (its keep-alive timeout
+//! is shorter than an agent's interval) is opened again at the next poll, as an agent's
+//! HTTP client does. The first poll is the agent's first message, then its healthy report;
+//! every later one a heartbeat with nothing new.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::StatusCode;
+use odigos_opamp_proto::opamp::proto::{AgentToServer, ServerToAgent, ServerToAgentFlags};
+use odigos_opamp_server::protocol::InstanceKey;
+use prost::Message;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::pods::{APP_CONTAINER, pod_name};
+use crate::agents::{self, AgentId, Process};
+use crate::client::Connection;
+
+/// Agent `index` of a node: its pod (agents are spread over the pods, several processes in
+/// one container when there are more agents than pods) and its own pid.
+#[derive(Clone, Copy, Debug)]
+pub struct NodeAgent {
+    pub index: usize,
+    pub pods: usize,
+    pub workloads: usize,
+}
+
+impl NodeAgent {
+    pub fn pod(self) -> String {
+        pod_name(self.index % self.pods.max(1), self.workloads)
+    }
+
+    pub fn pid(self) -> i64 {
+        AgentId(self.index).pid()
+    }
+
+    pub fn uid(self) -> Vec<u8> {
+        AgentId(self.index).uid()
+    }
+
+    /// The name the server gives this agent's InstrumentationInstance.
+    pub fn resource_name(self, namespace: &str) -> String {
+        InstanceKey {
+            namespace: namespace.to_owned(),
+            pod: self.pod(),
+            container: APP_CONTAINER.to_owned(),
+            pid: self.pid(),
+        }
+        .resource_name()
+    }
+
+    fn first_message(self, uid: &[u8], namespace: &str) -> AgentToServer {
+        agents::first_message(
+            uid,
+            &Process {
+                namespace,
+                pod: &self.pod(),
+                container: APP_CONTAINER,
+                pid: self.pid(),
+            },
+        )
+    }
+}
+
+/// What the agents got so far, shared with the bench while they run.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub ok: AtomicU64,
+    pub failed: AtomicU64,
+    /// Agent polls (a registration's two messages count once).
+    pub polls: AtomicU64,
+    /// TCP connections the agents opened.
+    pub connections: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl Counters {
+    pub fn first_error(&self) -> Option<String> {
+        self.first_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn fail(&self, error: String) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        self.first_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(error);
+    }
+}
+
+/// Agents polling until [`Pollers::stop`].
+pub struct Pollers {
+    pub counters: Arc<Counters>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Pollers {
+    /// Start `agents` agents polling `addr` every `interval`; agent `i`'s first poll is
+    /// `i / agents` of an interval from now.
+    pub fn start(
+        addr: SocketAddr,
+        agents: &[NodeAgent],
+        namespace: &str,
+        interval: Duration,
+    ) -> Pollers {
+        let counters = Arc::new(Counters::default());
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let start = Instant::now();
+        let count = agents.len().max(1) as u32;
+        for (turn, &agent) in agents.iter().enumerate() {
+            let offset = interval / count * turn as u32;
+            let poller = Poller {
+                agent,
+                uid: agent.uid(),
+                namespace: namespace.to_owned(),
+                addr,
+                connection: None,
+                counters: Arc::clone(&counters),
+            };
+            tasks.spawn(poller.run(start + offset, interval, stopped.clone()));
+        }
+        Pollers {
+            counters,
+            stop,
+            tasks,
+        }
+    }
+
+    /// Stop every agent (a poll in flight completes) and wait for them.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+struct Poller {
+    agent: NodeAgent,
+    uid: Vec<u8>,
+    namespace: String,
+    addr: SocketAddr,
+    connection: Option<Connection>,
+    counters: Arc<Counters>,
+}
+
+impl Poller {
+    /// Poll at `first`, then every `interval`, until `stopped` turns true.
+    async fn run(mut self, first: Instant, interval: Duration, mut stopped: watch::Receiver<bool>) {
+        let mut next = first;
+        let mut sequence = 0u64;
+        // Bounded by `stopped`, which the bench always sets.
+        while !*stopped.borrow() {
+            tokio::select! {
+                _ = tokio::time::sleep_until(next) => {}
+                _ = stopped.changed() => break,
+            }
+            next += interval;
+            let messages = if sequence == 0 {
+                sequence = 1;
+                vec![
+                    (self.agent.first_message(&self.uid, &self.namespace), true),
+                    (agents::healthy_report(&self.uid, 1), false),
+                ]
+            } else {
+                sequence += 1;
+                vec![(agents::heartbeat(&self.uid, sequence), false)]
+            };
+            self.counters.polls.fetch_add(1, Ordering::Relaxed);
+            for (message, first) in messages {
+                match self.send(&message, first).await {
+                    Ok(()) => {
+                        self.counters.ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(error) => self.counters.fail(error),
+                }
+            }
+        }
+    }
+
+    /// One message and its reply's checks; a failed request drops the connection.
+    async fn send(&mut self, message: &AgentToServer, first: bool) -> Result<(), String> {
+        if self.connection.as_ref().is_some_and(Connection::is_closed) {
+            self.connection = None;
+        }
+        let connection = match &mut self.connection {
+            Some(connection) => connection,
+            None => {
+                self.counters.connections.fetch_add(1, Ordering::Relaxed);
+                let opened = Connection::open(self.addr)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.connection.insert(opened)
+            }
+        };
+        let reply = match connection
+            .post_as(Bytes::from(message.encode_to_vec()), None)
+            .await
+        {
+            Ok(reply) => reply,
+            Err(error) => {
+                self.connection = None;
+                return Err(error.to_string());
+            }
+        };
+        if reply.status != StatusCode::OK {
+            let text =
+                String::from_utf8_lossy(&reply.body[..reply.body.len().min(300)]).into_owned();
+            return Err(format!("HTTP {}: {text}", reply.status));
+        }
+        let answer = ServerToAgent::decode(reply.body)
+            .map_err(|e| format!("the reply is not a ServerToAgent: {e}"))?;
+        if answer.instance_uid != self.uid {
+            return Err("the reply does not echo the agent's uid".into());
+        }
+        if first && answer.remote_config.is_none() {
+            return Err("no remote config in the answer to a first message".into());
+        }
+        if !first && answer.flags & ServerToAgentFlags::ReportFullState as u64 != 0 {
+            return Err("the server asked a registered agent for its full state".into());
+        }
+        Ok(())
+    }
+}

@@ -74,7 +74,9 @@ impl ServerKind {
             ServerKind::OpampGo => "opamp-go `server` package, same in-memory work in OnMessage",
             ServerKind::BareHyper => "hyper, fixed small protobuf reply (HTTP ceiling)",
             ServerKind::OursBaseline => "odigos-opamp-server, baseline build, same flags",
-            ServerKind::OursPeerOff => "odigos-opamp-server, embedded default, --peer-verification off",
+            ServerKind::OursPeerOff => {
+                "odigos-opamp-server, embedded default, --peer-verification off"
+            }
             ServerKind::Kube => {
                 "odigos-opamp-server, Kubernetes mode against a real kube-apiserver (API requests counted)"
             }

@@ -35,7 +35,7 @@ use cgroup::Cgroup;
 use client::Connection;
 use kube_support::{
     KubeServerConfig, PodSpecification, admin, create_pod, eventually, instance_name, instances,
-    node_for, shared_plane, start_server,
+    node_for, set_app_container_id, shared_plane, start_server, start_unix_server,
 };
 use messages::{first_message, health, heartbeat, int, string};
 use netns::NetnsPair;
@@ -421,40 +421,9 @@ async fn unix_agents_are_known_by_their_cgroup_and_vpid() {
         PodSpecification::new("worker-1", &node),
     )
     .await;
-    set_status(
-        &client,
-        &namespace,
-        "worker-0",
-        json!({"containerStatuses": [{
-            "name": "app",
-            "containerID": format!("containerd://{container_id}"),
-            "image": "registry.invalid/app:1",
-            "imageID": "",
-            "ready": true,
-            "restartCount": 0,
-        }]}),
-    )
-    .await;
+    set_app_container_id(&client, &namespace, "worker-0", container_id).await;
     let cgroup = Cgroup::pod_container(&pod_uid, container_id);
-    let dir = tempfile::tempdir().expect("temporary folder");
-    let socket = dir.path().join("exchange.sock");
-    let server = start_server(
-        plane,
-        KubeServerConfig {
-            unix_socket: Some(socket.clone()),
-            ..KubeServerConfig::new(&node)
-        },
-    )
-    .await;
-    eventually(
-        Duration::from_secs(15),
-        "the pod watch has the container id",
-        || async {
-            let pod = server.kube.pods.get(&namespace, "worker-0")?;
-            (!pod.container_ids.is_empty()).then_some(())
-        },
-    )
-    .await;
+    let (server, socket, _dir) = start_unix_server(plane, &node, &namespace, "worker-0").await;
     let api = instances(&client, &namespace);
 
     // Its own pod, container and vpid (1, in its pid namespace): verified. Another vpid,

@@ -38,7 +38,7 @@ use serde_json::{Value, json};
 use binary::Binary;
 use kube_support::{
     KubeServerConfig, PodSpecification, admin, create_pod, eventually, instance_name, instances,
-    node_for, shared_plane, start_server,
+    node_for, set_app_container_id, shared_plane, start_server, start_unix_server,
 };
 use kubelet::ScriptedKubelet;
 use python_agent::{AgentApp, Injected, Release, Transport};
@@ -336,11 +336,18 @@ fn check_server(case: &Case, server_view: &Value, state: &Value, namespace: &str
     );
 }
 
-/// Wait (bounded) until every agent's health, as the server has it, is healthy.
-async fn until_healthy(admin: SocketAddr, states: &[Value]) -> Value {
+/// How long agents may take to report healthy after they started.
+const AFTER_START: Duration = Duration::from_secs(20);
+/// How long they may take to register again after a server restart: up to one 30 s poll.
+const AFTER_RESTART: Duration = Duration::from_secs(45);
+
+/// Wait (bounded, `within`) until every agent is known and healthy, as the server has it:
+/// after it started, or, after a server restart, once the agents learned of it from the
+/// ReportFullState answer to their next heartbeat.
+async fn until_healthy(admin: SocketAddr, states: &[Value], within: Duration) -> Value {
     eventually(
-        Duration::from_secs(20),
-        "every agent reports healthy",
+        within,
+        "every agent is known and reports healthy",
         || async {
             let view = agents(admin).await;
             states
@@ -372,23 +379,6 @@ async fn until_heartbeat(admin: SocketAddr, states: &[Value], before: &Value) {
         },
     )
     .await;
-}
-
-/// Wait (bounded) until every agent is known again after a server restart: the agents
-/// learn of it from the ReportFullState answer to their next heartbeat.
-async fn until_recovered(admin: SocketAddr, states: &[Value]) -> Value {
-    eventually(
-        Duration::from_secs(45),
-        "every agent registers again",
-        || async {
-            let view = agents(admin).await;
-            states
-                .iter()
-                .all(|s| known(&view, &uid_of(s)).is_some_and(|a| a["health"]["healthy"] == true))
-                .then_some(view)
-        },
-    )
-    .await
 }
 
 /// The server's two agent listeners.
@@ -502,7 +492,7 @@ async fn every_release_in_embedded_mode() {
     for (case, state) in CASES.iter().zip(&first) {
         check_agent(case, state, NAMESPACE, "test-node");
     }
-    let view = until_healthy(server.admin_addr, &first).await;
+    let view = until_healthy(server.admin_addr, &first, AFTER_START).await;
     for (case, state) in CASES.iter().zip(&first) {
         check_server(case, &view, state, NAMESPACE);
     }
@@ -512,7 +502,7 @@ async fn every_release_in_embedded_mode() {
     // A restart (same port): the agents come back on their own, with the same config.
     server.stop(libc::SIGTERM, Duration::from_secs(10));
     let mut server = Binary::start_listening(&listen, &args);
-    let view = until_recovered(server.admin_addr, &first).await;
+    let view = until_healthy(server.admin_addr, &first, AFTER_RESTART).await;
     let after = states(&mut apps).await;
     for (case, state) in CASES.iter().zip(&after) {
         assert_eq!(
@@ -629,7 +619,7 @@ async fn every_release_in_kubernetes_mode() {
     for (case, state) in CASES.iter().zip(&first) {
         check_agent(case, state, &namespace, &node);
     }
-    let view = until_healthy(admin_addr, &first).await;
+    let view = until_healthy(admin_addr, &first, AFTER_START).await;
     for (case, state) in CASES.iter().zip(&first) {
         check_server(case, &view, state, &namespace);
         healthy_instance(&instances_api, case, state).await;
@@ -706,7 +696,7 @@ async fn every_release_in_kubernetes_mode() {
     drop(server.kube);
     let server = start_server(plane, config()).await;
     let admin_addr = server.server.admin_addr();
-    let view = until_recovered(admin_addr, &after).await;
+    let view = until_healthy(admin_addr, &after, AFTER_RESTART).await;
     for ((case, app), state) in CASES.iter().zip(apps.iter_mut()).zip(&after) {
         // The same config, by the same hash, from the restarted server.
         check_server(case, &view, &app.state().await, &namespace);
@@ -760,41 +750,9 @@ async fn a_reexecuted_agent_is_served_at_once_and_takes_its_resource_over() {
         ..PodSpecification::new(pod, &node)
     };
     let pod_uid = create_pod(&client, &namespace, spec).await;
-    Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), &namespace)
-        .patch_status(
-            pod,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"containerStatuses": [{
-                "name": "app",
-                "containerID": format!("containerd://{container_id}"),
-                "image": "registry.invalid/app:1",
-                "imageID": "",
-                "ready": true,
-                "restartCount": 0,
-            }]}})),
-        )
-        .await
-        .expect("the pod's container status");
+    set_app_container_id(&client, &namespace, pod, container_id).await;
     let cgroup = cgroup::Cgroup::pod_container(&pod_uid, container_id);
-    let dir = tempfile::tempdir().expect("temporary folder");
-    let socket = dir.path().join("exchange.sock");
-    let server = start_server(
-        plane,
-        KubeServerConfig {
-            unix_socket: Some(socket.clone()),
-            ..KubeServerConfig::new(&node)
-        },
-    )
-    .await;
-    eventually(
-        Duration::from_secs(15),
-        "the pod watch has the container id",
-        || async {
-            let info = server.kube.pods.get(&namespace, pod)?;
-            (!info.container_ids.is_empty()).then_some(())
-        },
-    )
-    .await;
+    let (server, socket, _dir) = start_unix_server(plane, &node, &namespace, pod).await;
     let instances_api = instances(&client, &namespace);
 
     let injected = Injected::Pod {

@@ -414,3 +414,59 @@ pub fn instance_name(pod: &str, container: &str, pid: i64) -> String {
     }
     .resource_name()
 }
+
+/// Report container `app` of `pod` as running with `container_id` (containerd), as the
+/// kubelet would.
+pub async fn set_app_container_id(
+    client: &kube::Client,
+    namespace: &str,
+    pod: &str,
+    container_id: &str,
+) {
+    let status = serde_json::json!({"status": {"containerStatuses": [{
+        "name": "app",
+        "containerID": format!("containerd://{container_id}"),
+        "image": "registry.invalid/app:1",
+        "imageID": "",
+        "ready": true,
+        "restartCount": 0,
+    }]}});
+    Api::<Pod>::namespaced(client.clone(), namespace)
+        .patch_status(
+            pod,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(status),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("setting the container status of pod {pod}: {e}"));
+}
+
+/// The server, also on a unix socket in a new temporary folder (kept as long as the
+/// returned guard), once its pod watch has `pod`'s container ids.
+pub async fn start_unix_server(
+    plane: &ControlPlane,
+    node: &str,
+    namespace: &str,
+    pod: &str,
+) -> (KubeServer, std::path::PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let socket = dir.path().join("exchange.sock");
+    let server = start_server(
+        plane,
+        KubeServerConfig {
+            unix_socket: Some(socket.clone()),
+            ..KubeServerConfig::new(node)
+        },
+    )
+    .await;
+    eventually(
+        Duration::from_secs(15),
+        "the pod watch has the container id",
+        || async {
+            let info = server.kube.pods.get(namespace, pod)?;
+            (!info.container_ids.is_empty()).then_some(())
+        },
+    )
+    .await;
+    (server, socket, dir)
+}

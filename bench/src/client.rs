@@ -9,6 +9,8 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
+use odigos_opamp_proto::opamp::proto::{AgentToServer, ServerToAgent};
+use prost::Message;
 use tokio::net::TcpStream;
 
 use crate::agents::DEVICE_ID_HEADER;
@@ -130,5 +132,69 @@ impl Connection {
             .map_err(ClientError::Request)?
             .to_bytes();
         Ok(Reply { status, body })
+    }
+}
+
+/// One simulated agent connection that opens on first use and reopens after a failure,
+/// for the phases that poll at a steady rate (a real agent's HTTP client does the same).
+pub struct Reconnecting {
+    addr: SocketAddr,
+    connection: Option<Connection>,
+}
+
+/// A checked answer, and whether a new connection had to be opened for it.
+pub struct Answer {
+    pub message: ServerToAgent,
+    pub opened_connection: bool,
+}
+
+impl Reconnecting {
+    pub fn new(addr: SocketAddr) -> Self {
+        Reconnecting {
+            addr,
+            connection: None,
+        }
+    }
+
+    /// Sends `message` without a device id and checks the reply: HTTP 200, a `ServerToAgent`
+    /// that echoes the sender's uid. Any failure drops the connection; the error says what
+    /// was wrong.
+    pub async fn exchange(&mut self, message: &AgentToServer) -> Result<Answer, String> {
+        if self.connection.as_ref().is_some_and(Connection::is_closed) {
+            self.connection = None;
+        }
+        let opened_connection = self.connection.is_none();
+        let connection = match &mut self.connection {
+            Some(connection) => connection,
+            None => self.connection.insert(
+                Connection::open(self.addr)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+        };
+        let reply = match connection
+            .post_as(Bytes::from(message.encode_to_vec()), None)
+            .await
+        {
+            Ok(reply) => reply,
+            Err(error) => {
+                self.connection = None;
+                return Err(error.to_string());
+            }
+        };
+        if reply.status != StatusCode::OK {
+            let text =
+                String::from_utf8_lossy(&reply.body[..reply.body.len().min(300)]).into_owned();
+            return Err(format!("HTTP {}: {text}", reply.status));
+        }
+        let answer = ServerToAgent::decode(reply.body)
+            .map_err(|e| format!("the reply is not a ServerToAgent: {e}"))?;
+        if answer.instance_uid != message.instance_uid {
+            return Err("the reply does not echo the agent's uid".into());
+        }
+        Ok(Answer {
+            message: answer,
+            opened_connection,
+        })
     }
 }

@@ -32,21 +32,17 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use hyper::StatusCode;
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, PostParams};
-use odigos_opamp_proto::opamp::proto::{
-    AgentDisconnect, AgentToServer, ServerToAgent, ServerToAgentFlags,
-};
+use odigos_opamp_proto::opamp::proto::{AgentDisconnect, AgentToServer, ServerToAgentFlags};
 use odigos_opamp_server::protocol::InstanceKey;
-use prost::Message;
 use tokio::task::JoinSet;
 use xtask::kube::{ControlPlane, request_samples};
 
 use crate::agents::{self, AgentId, CONTAINER};
-use crate::client::Connection;
+use crate::client::{Connection, Reconnecting};
 use crate::report::{ApiRequests, DEFAULT_HEARTBEAT_SECS, KubeParams, KubePhase, KubeReport};
 use crate::servers::{ServerError, ServerKind, ServerProcess, free_port};
 
@@ -599,13 +595,12 @@ struct SimAgent {
 
 /// A keep-alive connection and the agents that use it, one request at a time.
 struct Lane {
-    connection: Option<Connection>,
+    link: Reconnecting,
     agents: Vec<SimAgent>,
 }
 
 /// The simulated agents over a few connections.
 struct Fleet {
-    addr: SocketAddr,
     namespace: String,
     lanes: Vec<Lane>,
     tally: Tally,
@@ -616,11 +611,10 @@ struct Fleet {
 impl Fleet {
     fn new(addr: SocketAddr, connections: usize, namespace: String) -> Self {
         Fleet {
-            addr,
             namespace,
             lanes: (0..connections)
                 .map(|_| Lane {
-                    connection: None,
+                    link: Reconnecting::new(addr),
                     agents: Vec::new(),
                 })
                 .collect(),
@@ -694,9 +688,9 @@ impl Fleet {
         self.last_round = Instant::now();
         let mut tasks = JoinSet::new();
         for (index, mut lane) in std::mem::take(&mut self.lanes).into_iter().enumerate() {
-            let (addr, namespace) = (self.addr, self.namespace.clone());
+            let namespace = self.namespace.clone();
             tasks.spawn(async move {
-                let tally = lane.round(addr, &namespace).await;
+                let tally = lane.round(&namespace).await;
                 (index, lane, tally)
             });
         }
@@ -721,7 +715,7 @@ impl Fleet {
 }
 
 impl Lane {
-    async fn round(&mut self, addr: SocketAddr, namespace: &str) -> Tally {
+    async fn round(&mut self, namespace: &str) -> Tally {
         let mut tally = Tally::default();
         let mut gone = Vec::new();
         for index in 0..self.agents.len() {
@@ -750,9 +744,8 @@ impl Lane {
                     vec![(message, Kind::Disconnect)]
                 }
             };
-            let uid = agent.uid.clone();
             for (message, kind) in messages {
-                match self.send(addr, &message, &uid, kind).await {
+                match self.send(&message, kind).await {
                     Ok(()) => {
                         tally.ok += 1;
                         match kind {
@@ -775,43 +768,14 @@ impl Lane {
         tally
     }
 
-    /// One message and its reply's checks; a failed request drops the connection.
-    async fn send(
-        &mut self,
-        addr: SocketAddr,
-        message: &AgentToServer,
-        uid: &[u8],
-        kind: Kind,
-    ) -> Result<(), String> {
-        if self.connection.as_ref().is_some_and(Connection::is_closed) {
-            self.connection = None;
-        }
-        let connection = match &mut self.connection {
-            Some(connection) => connection,
-            None => self
-                .connection
-                .insert(Connection::open(addr).await.map_err(|e| e.to_string())?),
-        };
-        let reply = match connection
-            .post_as(Bytes::from(message.encode_to_vec()), None)
+    /// One message and its reply's checks.
+    async fn send(&mut self, message: &AgentToServer, kind: Kind) -> Result<(), String> {
+        let response = self
+            .link
+            .exchange(message)
             .await
-        {
-            Ok(reply) => reply,
-            Err(error) => {
-                self.connection = None;
-                return Err(error.to_string());
-            }
-        };
-        if reply.status != StatusCode::OK {
-            let text =
-                String::from_utf8_lossy(&reply.body[..reply.body.len().min(300)]).into_owned();
-            return Err(format!("{kind:?}: HTTP {}: {text}", reply.status));
-        }
-        let response = ServerToAgent::decode(reply.body)
-            .map_err(|e| format!("{kind:?}: the reply is not a ServerToAgent: {e}"))?;
-        if response.instance_uid != uid {
-            return Err(format!("{kind:?}: the reply does not echo the agent's uid"));
-        }
+            .map_err(|error| format!("{kind:?}: {error}"))?
+            .message;
         if kind == Kind::First && response.remote_config.is_none() {
             return Err("no remote config in the answer to a first message".into());
         }

@@ -425,6 +425,20 @@ pub struct Target {
     pub status: Status,
 }
 
+/// The targets' table, as every phase's report ends.
+pub fn targets_markdown(targets: &[Target]) -> String {
+    let mut out = String::from("| target | measured | status |\n|---|---|---|\n");
+    for t in targets {
+        out.push_str(&format!(
+            "| {} | {} | {} |\n",
+            t.target,
+            t.measured,
+            t.status.label()
+        ));
+    }
+    out
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
@@ -492,15 +506,7 @@ impl Report {
         if let Some(kube) = &self.kube {
             out.push_str(&kube.markdown());
         }
-        out.push_str("| target | measured | status |\n|---|---|---|\n");
-        for t in &self.targets {
-            out.push_str(&format!(
-                "| {} | {} | {} |\n",
-                t.target,
-                t.measured,
-                t.status.label()
-            ));
-        }
+        out.push_str(&targets_markdown(&self.targets));
         out
     }
 

@@ -109,13 +109,9 @@ async fn every_server_answers_every_phase_and_the_report_is_complete() {
     }
 }
 
-const KUBE_AGENTS: usize = 12;
-const KUBE_CYCLES: usize = 6;
-
-#[tokio::test]
-async fn the_kubernetes_store_costs_no_write_per_unchanged_heartbeat() {
-    let work = tempfile::tempdir().expect("a temporary folder");
-    let config = RunConfig {
+/// A run of `phase` alone: no saturation rounds, default parameters for the other phases.
+fn one_phase(phase: ServerKind, work_dir: &Path) -> RunConfig {
+    RunConfig {
         params: odigos_opamp_bench::report::Params {
             agents: 1,
             connections: 1,
@@ -126,13 +122,28 @@ async fn the_kubernetes_store_costs_no_write_per_unchanged_heartbeat() {
             rounds: 1,
             generator_threads: 1,
         },
-        servers: vec![ServerKind::Kube],
+        servers: vec![phase],
         binaries: Binaries {
             ours: our_server(),
             opamp_go: PathBuf::new(),
             bare_hyper: PathBuf::from(env!("CARGO_BIN_EXE_odigos-opamp-bare-hyper")),
             ours_baseline: None,
         },
+        kube: KubeParams::default(),
+        node: NodeParams::default(),
+        node_binary: None,
+        work_dir: work_dir.to_owned(),
+        notes: vec!["smoke test".into()],
+    }
+}
+
+const KUBE_AGENTS: usize = 12;
+const KUBE_CYCLES: usize = 6;
+
+#[tokio::test]
+async fn the_kubernetes_store_costs_no_write_per_unchanged_heartbeat() {
+    let work = tempfile::tempdir().expect("a temporary folder");
+    let config = RunConfig {
         kube: KubeParams {
             agents: KUBE_AGENTS,
             heartbeat_secs: 0.5,
@@ -142,10 +153,7 @@ async fn the_kubernetes_store_costs_no_write_per_unchanged_heartbeat() {
             churn_per_agent_hour: 1.0,
             connections: 3,
         },
-        node: NodeParams::default(),
-        node_binary: None,
-        work_dir: work.path().to_owned(),
-        notes: vec!["smoke test".into()],
+        ..one_phase(ServerKind::Kube, work.path())
     };
     let started = std::time::Instant::now();
     let report = match run(&config).await {
@@ -250,24 +258,6 @@ const NODE_AGENTS: usize = 20;
 async fn the_node_phase_measures_a_node_and_writes_nothing_for_heartbeats() {
     let work = tempfile::tempdir().expect("a temporary folder");
     let config = RunConfig {
-        params: odigos_opamp_bench::report::Params {
-            agents: 1,
-            connections: 1,
-            warmup_secs: 0.0,
-            saturate_secs: 0.0,
-            rate_per_sec: 1.0,
-            rate_secs: 0.0,
-            rounds: 1,
-            generator_threads: 1,
-        },
-        servers: vec![ServerKind::Node],
-        binaries: Binaries {
-            ours: our_server(),
-            opamp_go: PathBuf::new(),
-            bare_hyper: PathBuf::from(env!("CARGO_BIN_EXE_odigos-opamp-bare-hyper")),
-            ours_baseline: None,
-        },
-        kube: KubeParams::default(),
         node: NodeParams {
             pods: NODE_PODS,
             workloads: 4,
@@ -275,9 +265,7 @@ async fn the_node_phase_measures_a_node_and_writes_nothing_for_heartbeats() {
             poll_secs: 0.5,
             window_secs: 2.0,
         },
-        node_binary: None,
-        work_dir: work.path().to_owned(),
-        notes: vec!["smoke test".into()],
+        ..one_phase(ServerKind::Node, work.path())
     };
     let started = std::time::Instant::now();
     let report = run(&config)

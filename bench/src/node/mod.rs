@@ -246,7 +246,7 @@ async fn launch(
         .arg(admin_addr.to_string())
         .args(["--node-name", node])
         // No kubelet: device ids off, agents identify themselves by attributes.
-        .args(["--kubelet-socket", ""])
+        .arg("--no-kubelet")
         .arg("--heartbeat-interval")
         .arg(format!("{}ms", interval.as_millis()))
         .arg("--max-agents")

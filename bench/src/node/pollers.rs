@@ -10,18 +10,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use bytes::Bytes;
-use hyper::StatusCode;
-use odigos_opamp_proto::opamp::proto::{AgentToServer, ServerToAgent, ServerToAgentFlags};
+use odigos_opamp_proto::opamp::proto::{AgentToServer, ServerToAgentFlags};
 use odigos_opamp_server::protocol::InstanceKey;
-use prost::Message;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::pods::{APP_CONTAINER, pod_name};
 use crate::agents::{self, AgentId, Process};
-use crate::client::Connection;
+use crate::client::{Answer, Reconnecting};
 
 /// Agent `index` of a node: its pod (agents are spread over the pods, several processes in
 /// one container when there are more agents than pods) and its own pid.
@@ -125,8 +122,7 @@ impl Pollers {
                 agent,
                 uid: agent.uid(),
                 namespace: namespace.to_owned(),
-                addr,
-                connection: None,
+                link: Reconnecting::new(addr),
                 counters: Arc::clone(&counters),
             };
             tasks.spawn(poller.run(start + offset, interval, stopped.clone()));
@@ -149,8 +145,7 @@ struct Poller {
     agent: NodeAgent,
     uid: Vec<u8>,
     namespace: String,
-    addr: SocketAddr,
-    connection: Option<Connection>,
+    link: Reconnecting,
     counters: Arc<Counters>,
 }
 
@@ -188,40 +183,14 @@ impl Poller {
         }
     }
 
-    /// One message and its reply's checks; a failed request drops the connection.
+    /// One message and its reply's checks.
     async fn send(&mut self, message: &AgentToServer, first: bool) -> Result<(), String> {
-        if self.connection.as_ref().is_some_and(Connection::is_closed) {
-            self.connection = None;
-        }
-        let connection = match &mut self.connection {
-            Some(connection) => connection,
-            None => {
-                self.counters.connections.fetch_add(1, Ordering::Relaxed);
-                let opened = Connection::open(self.addr)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                self.connection.insert(opened)
-            }
-        };
-        let reply = match connection
-            .post_as(Bytes::from(message.encode_to_vec()), None)
-            .await
-        {
-            Ok(reply) => reply,
-            Err(error) => {
-                self.connection = None;
-                return Err(error.to_string());
-            }
-        };
-        if reply.status != StatusCode::OK {
-            let text =
-                String::from_utf8_lossy(&reply.body[..reply.body.len().min(300)]).into_owned();
-            return Err(format!("HTTP {}: {text}", reply.status));
-        }
-        let answer = ServerToAgent::decode(reply.body)
-            .map_err(|e| format!("the reply is not a ServerToAgent: {e}"))?;
-        if answer.instance_uid != self.uid {
-            return Err("the reply does not echo the agent's uid".into());
+        let Answer {
+            message: answer,
+            opened_connection,
+        } = self.link.exchange(message).await?;
+        if opened_connection {
+            self.counters.connections.fetch_add(1, Ordering::Relaxed);
         }
         if first && answer.remote_config.is_none() {
             return Err("no remote config in the answer to a first message".into());

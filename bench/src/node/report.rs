@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::report::{ApiRequests, Status, Target};
+use crate::report::{ApiRequests, Status, Target, targets_markdown};
 
 /// How the node phase is set up.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -215,15 +215,7 @@ impl NodeReport {
                 breakdown(&r.startup)
             ));
         }
-        out.push_str("| target | measured | status |\n|---|---|---|\n");
-        for t in &self.targets {
-            out.push_str(&format!(
-                "| {} | {} | {} |\n",
-                t.target,
-                t.measured,
-                t.status.label()
-            ));
-        }
+        out.push_str(&targets_markdown(&self.targets));
         out
     }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Resource;
-use kube::api::ApiResource;
+use kube::api::{ApiResource, PatchParams};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -30,6 +30,16 @@ pub const NODE_LABEL: &str = "odigos.io/node";
 pub const VERIFICATION_LABEL: &str = "odigos.io/peer-verification";
 
 const MAX_LABEL_VALUE: usize = 63;
+
+/// The parameters of both applies: server-side apply as [`FIELD_MANAGER`], taking over
+/// fields another manager set, with strict field validation: an API server that checks it
+/// (1.25 and later) refuses a field the CRD's schema lacks (a misspelt one, say) with 400
+/// Bad Request instead of dropping it in silence. Older ones ignore the parameter.
+pub fn apply_params() -> PatchParams {
+    PatchParams::apply(FIELD_MANAGER)
+        .force()
+        .validation_strict()
+}
 
 /// The `InstrumentationInstance` kind, for untyped access (tests, tools).
 pub fn api_resource() -> ApiResource {

@@ -11,13 +11,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch};
 
 use crate::kube::crds::InstrumentationInstance;
 use tokio::time::Instant;
 
 use super::queue::{CoalescingQueue, Taken};
-use super::resource::{self, FIELD_MANAGER, ObjectShape, ResourceRef, StatusDigest};
+use super::resource::{self, ObjectShape, ResourceRef, StatusDigest};
 use crate::kube::backoff::Backoff;
 use crate::protocol::InstanceRecord;
 
@@ -163,11 +163,7 @@ impl Writer {
         let digest = resource::status_digest(&status);
         let known = self.written().get(resource).cloned().unwrap_or_default();
         let api = self.api(&resource.namespace);
-        // Strict: an API server that knows the schema refuses a field it does not have,
-        // rather than dropping it (servers before 1.25 ignore the parameter).
-        let params = PatchParams::apply(FIELD_MANAGER)
-            .force()
-            .validation_strict();
+        let params = resource::apply_params();
 
         if known.object.as_ref() != Some(&shape) {
             let body = shape.apply_body(resource);

@@ -2,9 +2,11 @@
 //! supported one (the same tests run on both: `cargo xtask test` runs this binary again with
 //! `ODIGOS_KUBE_VERSION=1.20`):
 //!
-//! - strict field validation on its applies: a misspelt field in an apply body, sent with
-//!   the parameters and through the body builders the server's writer uses, is refused
-//!   instead of being dropped in silence;
+//! - applies that do not fit the schema: a misspelt field in an apply body, sent with the
+//!   parameters and through the body builders of the server's writer, is refused (by
+//!   server-side apply itself, on every supported release) instead of being dropped;
+//! - strict field validation on those applies: a duplicate field is refused where the API
+//!   server checks it (1.25 and later), and the last value kept where it does not (1.20);
 //! - streaming lists for its watches (this node's pods, every `InstrumentationConfig`): no
 //!   LIST request at all where the API server streams, a paged LIST where it refuses.
 
@@ -16,11 +18,12 @@ mod kube_support;
 mod messages;
 
 use kube::api::{Api, Patch};
+use kube::core::Request;
 use odigos_opamp_server::kube::crds::{InstrumentationInstance, InstrumentationInstanceSpec};
 use odigos_opamp_server::kube::instances::resource::{self, ResourceRef};
 use odigos_opamp_server::kube::watch::InitialLists;
 use odigos_opamp_server::protocol::instance::{Attribute, InstanceStatus};
-use serde_json::Value;
+use serde_json::{Value, json};
 use xtask::kube::{KubeVersion, metric_samples};
 
 use kube_support::{KubeServerConfig, count_requests, node_for, shared_plane, start_server};
@@ -52,12 +55,6 @@ fn misspell(value: &mut Value, from: &str, to: &str) {
         Value::Array(items) => items.iter_mut().for_each(|v| misspell(v, from, to)),
         _ => {}
     }
-}
-
-/// The status of the stored object, as JSON.
-async fn stored_status(api: &Api<InstrumentationInstance>, name: &str) -> Value {
-    let object = api.get(name).await.expect("get the resource");
-    serde_json::to_value(object.status).expect("status as JSON")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,21 +101,23 @@ async fn a_misspelt_field_in_the_servers_applies_is_refused_not_dropped() {
         .await;
 
     for (what, answer, field) in [
-        ("status", status_answer.map(drop), "heathy"),
-        ("object", object_answer.map(drop), "containerNmae"),
+        ("status", status_answer.map(drop), ".status.heathy"),
+        ("object", object_answer.map(drop), ".spec.containerNmae"),
     ] {
         match answer {
             Err(kube::Error::Api(refusal)) => {
                 eprintln!(
-                    "Kubernetes {}: the misspelt {what} apply: {} {}: {}",
+                    "Kubernetes {}: the misspelt {what} apply: {} {}",
                     plane.version(),
                     refusal.code,
-                    refusal.reason,
                     refusal.message
                 );
-                assert_eq!(refusal.code, 400, "{what}: {refusal:?}");
+                // Server-side apply's own check, on every release: 500, not 400.
+                assert_eq!(refusal.code, 500, "{what}: {refusal:?}");
                 assert!(
-                    refusal.message.contains(field),
+                    refusal
+                        .message
+                        .contains(&format!("{field}: field not declared in schema")),
                     "{what}: {}",
                     refusal.message
                 );
@@ -129,11 +128,65 @@ async fn a_misspelt_field_in_the_servers_applies_is_refused_not_dropped() {
             ),
         }
     }
+    // Read as admin: the odiglet account may not get.
+    let admin: Api<InstrumentationInstance> =
+        Api::namespaced(plane.client().await.expect("admin client"), &namespace);
+    let stored = admin.get(&target.name).await.expect("get the resource");
+    assert_eq!(stored.spec.container_name, "app", "the object is as it was");
     assert_eq!(
-        stored_status(&api, &target.name).await,
+        serde_json::to_value(stored.status).expect("status as JSON"),
         good,
-        "a refused apply leaves the resource as it was"
+        "and so is its status"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_validation_refuses_a_duplicate_field_where_the_api_server_checks_it() {
+    let plane = shared_plane();
+    let namespace = plane.create_namespace("dupes").await.expect("namespace");
+    let odiglet = plane.odiglet_client().await.expect("odiglet client");
+    let api: Api<InstrumentationInstance> = Api::namespaced(odiglet.clone(), &namespace);
+    let name = "web-app-8";
+    // The writer's request (path, query, content type) with a body that serde cannot
+    // produce: `containerName` twice.
+    let placeholder = Patch::Apply(json!({}));
+    let mut request = Request::new(api.resource_url())
+        .patch(name, &resource::apply_params(), &placeholder)
+        .expect("the apply request");
+    *request.body_mut() = format!(
+        r#"{{"apiVersion":"odigos.io/v1alpha1","kind":"InstrumentationInstance","metadata":{{"name":"{name}"}},"spec":{{"containerName":"app","containerName":"web"}}}}"#
+    )
+    .into_bytes();
+    let answer = odiglet.request::<InstrumentationInstance>(request).await;
+    eprintln!(
+        "Kubernetes {}: an apply with a duplicate field: {answer:?}",
+        plane.version()
+    );
+    match plane.version() {
+        KubeVersion::Current => match answer {
+            Err(kube::Error::Api(refusal)) => {
+                assert_eq!(refusal.code, 400, "{refusal:?}");
+                assert!(
+                    refusal.message.contains("strict decoding")
+                        && refusal.message.contains("containerName"),
+                    "{}",
+                    refusal.message
+                );
+                let admin: Api<InstrumentationInstance> =
+                    Api::namespaced(plane.client().await.expect("admin client"), &namespace);
+                assert!(
+                    admin.get_opt(name).await.expect("get").is_none(),
+                    "nothing was created"
+                );
+            }
+            other => panic!("a duplicate field must be refused, got {other:?}"),
+        },
+        // 1.20 knows no fieldValidation: the last value wins, as without the parameter.
+        KubeVersion::Oldest => {
+            let created = answer.expect("1.20 takes the apply");
+            assert_eq!(created.spec.container_name, "web");
+        }
+    }
 }
 
 /// The number of streaming lists the API server completed for `resource`.

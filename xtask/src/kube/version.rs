@@ -55,10 +55,11 @@ impl KubeVersion {
         }
     }
 
-    fn names(self) -> [&'static str; 1] {
+    /// `current` or `oldest`.
+    pub fn name(self) -> &'static str {
         match self {
-            KubeVersion::Current => ["current"],
-            KubeVersion::Oldest => ["oldest"],
+            KubeVersion::Current => "current",
+            KubeVersion::Oldest => "oldest",
         }
     }
 }
@@ -79,9 +80,7 @@ impl FromStr for KubeVersion {
         KubeVersion::ALL
             .into_iter()
             .find(|version| {
-                version.names().contains(&given.as_str())
-                    || number == version.number()
-                    || number == version.minor()
+                version.name() == given || number == version.number() || number == version.minor()
             })
             .ok_or_else(|| KubeError::UnknownVersion {
                 given: text.to_owned(),

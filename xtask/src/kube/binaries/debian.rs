@@ -33,7 +33,7 @@ const BUILD_PACKAGES: &[&str] = &[
 const NEEDS: &str = "about 3 GB of free disk and 1.5 GB of memory";
 
 /// Whatever of `binaries` is missing: etcd copied from Debian's `etcd-server`, kube-apiserver
-/// built. `cache` (`.cache/kube`) holds the build folder and log meanwhile.
+/// built. `cache` (the binaries' own folder) holds the build folder and the log.
 pub(super) fn ensure(cache: &Path, binaries: &Binaries) -> Result<()> {
     if !binaries.etcd.is_file() {
         ensure_packages(RUN_PACKAGES)?;
@@ -90,10 +90,10 @@ fn build_apiserver(cache: &Path, target: &Path) -> Result<()> {
         target.display()
     );
 
-    let tree = fetch_source(scratch.path())?;
+    let tree = fetch_source(scratch.path(), target)?;
     swap_reflect2(&tree)?;
     fix_zero_value_check(&tree)?;
-    let log = cache.join(format!("kube-apiserver-{KUBE_OLDEST}-build.log"));
+    let log = cache.join("kube-apiserver-build.log");
     run_make(&tree, go_bin, scratch.path(), &log)?;
 
     let built = tree.join("_output/bin/kube-apiserver");
@@ -115,14 +115,14 @@ fn build_apiserver(cache: &Path, target: &Path) -> Result<()> {
 
 /// Downloads and unpacks the source package with a private apt configuration,
 /// so `/etc/apt` gains no `deb-src` entry. Returns the unpacked tree.
-fn fetch_source(scratch: &Path) -> Result<PathBuf> {
+fn fetch_source(scratch: &Path, target: &Path) -> Result<PathBuf> {
     let apt = scratch.join("apt");
     let parts = apt.join("parts");
     let lists = apt.join("lists");
     std::fs::create_dir_all(lists.join("partial"))
         .map_err(io(format!("creating {}", lists.display())))?;
     std::fs::create_dir_all(&parts).map_err(io(format!("creating {}", parts.display())))?;
-    let (name, text) = deb_src_sources(&super::cache_root())?;
+    let (name, text) = deb_src_sources(target)?;
     std::fs::write(parts.join(name), text)
         .map_err(io(format!("writing {}", parts.join(name).display())))?;
 
@@ -160,7 +160,7 @@ fn fetch_source(scratch: &Path) -> Result<PathBuf> {
 /// A `deb-src` twin of the machine's first Debian source, as (file name, text)
 /// for apt's SourceParts folder. Reads the deb822 `debian.sources` of Debian
 /// 12 images, else a one-line `sources.list`.
-fn deb_src_sources(cache: &Path) -> Result<(&'static str, String)> {
+fn deb_src_sources(target: &Path) -> Result<(&'static str, String)> {
     let deb822 = Path::new("/etc/apt/sources.list.d/debian.sources");
     if let Ok(text) = std::fs::read_to_string(deb822)
         && let Some(stanza) = text
@@ -194,7 +194,7 @@ fn deb_src_sources(cache: &Path) -> Result<(&'static str, String)> {
             deb822.display(),
             list.display()
         ),
-        cache: cache.join(CACHE_NAME).join("kube-apiserver"),
+        cache: target.to_path_buf(),
     })
 }
 

@@ -4,8 +4,9 @@
 //!
 //! The proxy and checksum settings are the environment's (`GOPROXY`, `GOFLAGS`, `GONOSUMDB`,
 //! ... and `go env -w`): nothing here names a host. What the build writes stays in one
-//! folder under `.cache/kube/` (module downloads about 700 MB, Go's build cache about
-//! 2.7 GB: too much for a small `/tmp`), deleted afterwards; only the two binaries are kept.
+//! folder beside the binaries under `.cache/kube/` (module downloads about 700 MB, Go's build
+//! cache about 2.7 GB: too much for a small `/tmp`), deleted afterwards; only the two
+//! binaries and the build logs are kept.
 //! A cold build takes about 7 minutes on 2 cores and 2.3 GiB of memory at its peak.
 
 use std::fs::File;
@@ -27,8 +28,8 @@ const ETCD_SERVER: &str = "go.etcd.io/etcd/server/v3";
 const NEEDS: &str = "about 4 GB of free disk under .cache/kube, 2.5 GB of memory, \
     and the Go module proxy (GOPROXY)";
 
-/// Builds whatever of `binaries` is missing; `cache` (`.cache/kube`) holds the build folder
-/// and the logs.
+/// Builds whatever of `binaries` is missing; `cache` (the binaries' own folder) holds the
+/// build folder and the logs.
 pub(super) fn ensure(cache: &Path, binaries: &Binaries) -> Result<()> {
     let go = go_toolchain::find(MIN_GO_KUBE_CURRENT)?;
     let scratch = tempfile::Builder::new()
@@ -38,22 +39,34 @@ pub(super) fn ensure(cache: &Path, binaries: &Binaries) -> Result<()> {
             "creating a build folder in {}",
             cache.display()
         )))?;
+    let missing: Vec<String> = [
+        (&binaries.etcd, format!("etcd {ETCD_CURRENT}")),
+        (
+            &binaries.kube_apiserver,
+            format!("kube-apiserver {KUBE_CURRENT}"),
+        ),
+    ]
+    .into_iter()
+    .filter(|(path, _)| !path.is_file())
+    .map(|(_, name)| name)
+    .collect();
     eprintln!(
-        "xtask kube: building etcd {ETCD_CURRENT} and kube-apiserver {KUBE_CURRENT} from the Go module proxy with {} ({}).\n\
+        "xtask kube: building {} from the Go module proxy with {} ({}).\n\
          xtask kube: this happens once per machine and takes about 7 minutes on 2 cores (2.5 GB RAM, 4 GB disk in {});\n\
          xtask kube: later runs use the cached binaries in {}",
+        missing.join(" and "),
         go.version,
         go.path.display(),
         scratch.path().display(),
-        binaries.kube_apiserver.parent().unwrap_or(cache).display()
+        cache.display()
     );
     let build = GoBuild::new(go, scratch.path())?;
     if !binaries.etcd.is_file() {
-        let log = cache.join(format!("etcd-{ETCD_CURRENT}-build.log"));
+        let log = cache.join("etcd-build.log");
         build.etcd(&log, &binaries.etcd)?;
     }
     if !binaries.kube_apiserver.is_file() {
-        let log = cache.join(format!("kube-apiserver-{KUBE_CURRENT}-build.log"));
+        let log = cache.join("kube-apiserver-build.log");
         build.kube_apiserver(&log, &binaries.kube_apiserver)?;
     }
     eprintln!(

@@ -70,9 +70,10 @@ pub fn ensure(version: KubeVersion) -> Result<Binaries> {
     }
     std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
     let _lock = ToolsLock::acquire(&dir)?;
+    remove_abandoned_builds(&dir);
     match version {
-        KubeVersion::Current => go_proxy::ensure(&root, &binaries)?,
-        KubeVersion::Oldest => debian::ensure(&root, &binaries)?,
+        KubeVersion::Current => go_proxy::ensure(&dir, &binaries)?,
+        KubeVersion::Oldest => debian::ensure(&dir, &binaries)?,
     }
     remove_stale_caches(&root);
     Ok(binaries)
@@ -91,6 +92,23 @@ fn install_file(from: &Path, to: &Path) -> Result<()> {
         partial.display(),
         to.display()
     )))
+}
+
+/// Deletes the build folders (`build-*`, several GB each) that a build killed before it could
+/// clean up left in `dir`. Called with `dir`'s lock held, so no build of ours is using them.
+fn remove_abandoned_builds(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with("build-") && entry.path().is_dir() {
+            eprintln!(
+                "xtask kube: removing {}, left by a build that did not finish",
+                entry.path().display()
+            );
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Deletes binaries of earlier build revisions: folders named like a version that no

@@ -13,6 +13,7 @@ pub mod image;
 pub mod kube;
 pub mod pins;
 pub mod ports;
+pub mod suite;
 pub mod tools;
 
 use std::path::PathBuf;

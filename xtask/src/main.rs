@@ -38,7 +38,9 @@ enum Cmd {
     /// `buf lint`, then `buf breaking` against the previous commit of main.
     Lint,
     /// Everything CI runs: the generation check, lint, `cargo fmt --check`, clippy with
-    /// warnings as errors, and every test of the workspace.
+    /// warnings as errors, every test of the workspace on the current Kubernetes (v1.37),
+    /// and the Kubernetes lifecycle, outage, RBAC and harness tests again on the oldest
+    /// supported one (v1.20).
     Test,
     /// Copy the generated Go, Python and JavaScript code into clones of the Odigos
     /// repositories, reporting each file as added, changed or unchanged, and warning
@@ -73,8 +75,9 @@ enum Cmd {
         #[arg(long)]
         tag: Option<String>,
     },
-    /// A Kubernetes control plane (etcd + kube-apiserver v1.20 on 127.0.0.1) in the
-    /// background, with deploy/'s CRDs and RBAC installed.
+    /// A Kubernetes control plane (etcd + kube-apiserver on 127.0.0.1) in the background,
+    /// with deploy/'s CRDs and RBAC installed: the current Kubernetes (v1.37) by default,
+    /// or the oldest the server supports (v1.20).
     Kube {
         #[command(subcommand)]
         action: KubeAction,
@@ -83,8 +86,16 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum KubeAction {
-    /// Start it (building kube-apiserver on first use, ~5 min) and print `export KUBECONFIG=...`.
-    Up,
+    /// Start it (building etcd and kube-apiserver on first use, 5 to 7 min) and print
+    /// `export KUBECONFIG=...`.
+    Up {
+        /// Which Kubernetes: `current` (v1.37.2, built from the Go module proxy; needs Go
+        /// 1.26 or newer) or `oldest` (v1.20.2, built from Debian's source package), or
+        /// their major.minor (`1.37`, `1.20`). Default: what ODIGOS_KUBE_VERSION says, else
+        /// `current`.
+        #[arg(long, value_name = "VERSION")]
+        version: Option<xtask::kube::KubeVersion>,
+    },
     /// Stop it and delete its folder (.cache/kube/run/).
     Down,
     /// Print `export KUBECONFIG=...` for the running one.
@@ -132,8 +143,8 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Bench(args) => Ok(xtask::bench::run(&root, &args)?),
         Cmd::Image { tag } => image(&root, tag),
         Cmd::Kube {
-            action: KubeAction::Up,
-        } => Ok(xtask::kube::daemon::up()?),
+            action: KubeAction::Up { version },
+        } => Ok(xtask::kube::daemon::up(version)?),
         Cmd::Kube {
             action: KubeAction::Down,
         } => Ok(xtask::kube::daemon::down()?),
@@ -237,11 +248,9 @@ fn lint(root: &Path) -> Result<()> {
 /// `cargo fmt --check` and clippy with warnings as errors, on the toolchain that
 /// rust-toolchain.toml pins (so a newer toolchain's lints cannot fail CI by themselves).
 fn rust_habits(root: &Path) -> Result<()> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let run = |args: &[&str], fix: &str| -> Result<()> {
-        let status = Command::new(&cargo)
+        let status = xtask::cargo::command(root)
             .args(args)
-            .current_dir(root)
             .status()
             .with_context(|| format!("running cargo {}", args.join(" ")))?;
         if !status.success() {
@@ -270,16 +279,24 @@ fn rust_habits(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// [`xtask::suite::runs`]: the whole workspace on the current Kubernetes, then the
+/// Kubernetes-heavy tests on the oldest supported one. Every run happens even after a
+/// failure, and every test binary of a run even after a failure, so one run shows every
+/// failure.
 fn cargo_test(root: &Path) -> Result<()> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        // Every test binary runs even after a failure, so one run shows every failure.
-        .args(["test", "--workspace", "--locked", "--no-fail-fast"])
-        .current_dir(root)
-        .status()
-        .context("running cargo test")?;
-    if !status.success() {
-        bail!("cargo test --workspace failed ({status}); the failing tests are listed above");
+    let mut failed = Vec::new();
+    for run in xtask::suite::runs() {
+        let passed = xtask::suite::execute(root, &run)
+            .with_context(|| format!("running cargo test ({})", run.title))?;
+        if !passed {
+            failed.push(run.title);
+        }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "cargo test failed for {}; the failing tests are listed above",
+            failed.join("; and for ")
+        );
     }
     Ok(())
 }

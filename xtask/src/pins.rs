@@ -34,3 +34,20 @@ pub const MIN_PYTHON: (u32, u32) = (3, 9);
 pub const MIN_JAVA: u32 = 17;
 /// Oldest Maven that runs the plugin versions pinned in the poms.
 pub const MIN_MAVEN: (u32, u32, u32) = (3, 6, 3);
+
+/// The Kubernetes release the tests and `cargo xtask kube up` run by default: the newest
+/// kube-apiserver the Go module proxy serves that passes the suite, built from module
+/// `k8s.io/kubernetes` (its staging modules at `v0.<minor>.<patch>`).
+pub const KUBE_CURRENT: &str = "v1.37.2";
+/// etcd for [`KUBE_CURRENT`]: the release line Kubernetes pairs with it, built from module
+/// `go.etcd.io/etcd/server/v3`.
+pub const ETCD_CURRENT: &str = "v3.7.3";
+/// Oldest Go that builds [`KUBE_CURRENT`] and [`ETCD_CURRENT`] (both go.mod files say
+/// `go 1.26.0`; the build also checks those lines).
+pub const MIN_GO_KUBE_CURRENT: (u32, u32) = (1, 26);
+/// The oldest Kubernetes the server supports, built from this exact Debian source package
+/// (bookworm); Debian's `etcd-server` (3.4) runs beside it. If Debian drops the package,
+/// update this and [`KUBE_OLDEST`].
+pub const DEBIAN_KUBERNETES: &str = "1.20.5+really1.20.2-1.1+deb12u1";
+/// What `kube-apiserver --version` of [`DEBIAN_KUBERNETES`] says.
+pub const KUBE_OLDEST: &str = "v1.20.2";

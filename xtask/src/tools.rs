@@ -125,7 +125,7 @@ fn on_path(program: &'static str, how: &'static str) -> Result<PathBuf> {
 }
 
 /// Leading integers of a version string: "go1.26.8" → [1, 26, 8].
-fn version_numbers(text: &str) -> Vec<u32> {
+pub(crate) fn version_numbers(text: &str) -> Vec<u32> {
     text.trim_start_matches(|c: char| !c.is_ascii_digit())
         .split(|c: char| !c.is_ascii_digit())
         .take_while(|part| !part.is_empty())
@@ -133,7 +133,7 @@ fn version_numbers(text: &str) -> Vec<u32> {
         .collect()
 }
 
-fn at_least(found: &[u32], need: &[u32]) -> bool {
+pub(crate) fn at_least(found: &[u32], need: &[u32]) -> bool {
     let padded: Vec<u32> = (0..need.len())
         .map(|i| found.get(i).copied().unwrap_or(0))
         .collect();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::Api;
-use xtask::kube::{ControlPlane, KubeError, daemon};
+use xtask::kube::{ControlPlane, KubeError, KubeVersion, daemon};
 
 const CRDS: [&str; 2] = [
     "instrumentationinstances.odigos.io",
@@ -63,6 +63,13 @@ async fn starts_ready_with_crds_established_and_a_namespace_per_test() {
     );
 
     assert_eq!(readyz(&plane).await.expect("GET /readyz"), "ok");
+    // The release ODIGOS_KUBE_VERSION names (the current one when unset), as `kubectl
+    // version` would show it.
+    let wanted = KubeVersion::from_env().expect("ODIGOS_KUBE_VERSION");
+    assert_eq!(plane.version(), wanted);
+    let client = plane.client().await.expect("admin client");
+    let info = client.apiserver_version().await.expect("GET /version");
+    assert_eq!(info.git_version, wanted.git_version(), "{info:?}");
     assert!(
         plane.server_url().starts_with("https://127.0.0.1:"),
         "{}",
@@ -71,7 +78,6 @@ async fn starts_ready_with_crds_established_and_a_namespace_per_test() {
     assert!(plane.ca_pem().contains("BEGIN CERTIFICATE"));
     assert!(plane.kubeconfig_path().is_file());
 
-    let client = plane.client().await.expect("admin client");
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for name in CRDS {
         let crd = crds
@@ -278,6 +284,11 @@ fn kube_up_env_down_manage_a_background_control_plane() {
     };
 
     let up = xtask(&["kube", "up"]);
+    let version = KubeVersion::from_env().expect("ODIGOS_KUBE_VERSION");
+    assert!(
+        up.contains(&format!("Kubernetes {version} at https://127.0.0.1:")),
+        "{up}"
+    );
     let kubeconfig = run_dir.join("kubeconfig");
     assert!(
         up.contains(&format!("export KUBECONFIG={}", kubeconfig.display())),
@@ -318,6 +329,21 @@ fn kube_up_env_down_manage_a_background_control_plane() {
         format!("export KUBECONFIG={}", kubeconfig.display())
     );
     assert!(xtask(&["kube", "up"]).contains("already running"));
+    // Another release while one runs: refused, with what to do.
+    let other = match version {
+        KubeVersion::Current => KubeVersion::Oldest,
+        KubeVersion::Oldest => KubeVersion::Current,
+    };
+    let refused = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["kube", "up", "--version", other.minor()])
+        .env(daemon::RUN_DIR_ENV, &run_dir)
+        .output()
+        .expect("running xtask");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("cargo xtask kube down"),
+        "{stderr}"
+    );
 
     let down = xtask(&["kube", "down"]);
     assert!(down.contains("stopped"), "{down}");

@@ -246,6 +246,11 @@ impl PodCache {
         self.status.is_healthy()
     }
 
+    /// How the watch gets its complete lists: streaming where the API server offers it.
+    pub fn initial_lists(&self) -> watch::InitialLists {
+        self.status.initial_lists()
+    }
+
     /// A pod of this node, from memory only.
     pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<PodInfo>> {
         self.mirror.get(&(namespace.to_owned(), name.to_owned()))

@@ -4,6 +4,16 @@
 //! resume (e.g. after an API server outage). A relist is delivered whole ([`Mirror::replace`])
 //! so objects deleted while the watch was down disappear too.
 //!
+//! Each list is first asked for as a *streaming list* ([`InitialLists::Streaming`]: a watch
+//! with `sendInitialEvents=true`, which the API server answers from its watch cache object
+//! by object, without building the whole list in memory; on by default since Kubernetes
+//! 1.34). An API server that refuses it (1.20 to 1.26, where `resourceVersionMatch` is
+//! forbidden on a watch; or one with the `WatchList` feature off) answers that first watch
+//! with 400 or 422, and the watch falls back, for the rest of the process's life, to a
+//! paged LIST followed by a watch ([`InitialLists::Paged`]). The fallback is decided on that
+//! error rather than on `/version`, so a server with the feature turned off is handled too,
+//! at the cost of one refused request per watch on the older servers.
+//!
 //! Both watched kinds (this node's pods, every `InstrumentationConfig`) are kept in a
 //! [`ProjectedMirror`]: not the objects, but what the server reads of each (a
 //! [`Projection`]), under the key it looks them up by, shared as an `Arc` that stays the same
@@ -15,7 +25,7 @@
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -155,15 +165,52 @@ impl<P: Projection> Mirror for ProjectedMirror<P> {
     }
 }
 
+/// How a watch gets its complete lists (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitialLists {
+    /// No list has completed yet.
+    Unknown,
+    /// Streaming lists: a watch with `sendInitialEvents=true`, ended by a bookmark.
+    Streaming,
+    /// A paged LIST, then a watch from its resource version (the API server refused
+    /// streaming lists).
+    Paged,
+}
+
+impl InitialLists {
+    fn from_u8(value: u8) -> Self {
+        match value {
+            1 => InitialLists::Streaming,
+            2 => InitialLists::Paged,
+            _ => InitialLists::Unknown,
+        }
+    }
+
+    fn to_u8(self) -> u8 {
+        match self {
+            InitialLists::Unknown => 0,
+            InitialLists::Streaming => 1,
+            InitialLists::Paged => 2,
+        }
+    }
+}
+
 /// How a watch is doing, for readiness and for callers waiting on a change.
 #[derive(Debug, Default)]
 pub struct WatchStatus {
     synced: AtomicBool,
     healthy: AtomicBool,
+    /// An [`InitialLists`], as `u8`.
+    lists: AtomicU8,
     changed: Notify,
 }
 
 impl WatchStatus {
+    /// How the last complete list arrived.
+    pub fn initial_lists(&self) -> InitialLists {
+        InitialLists::from_u8(self.lists.load(Ordering::Acquire))
+    }
+
     /// The first complete list has arrived.
     pub fn is_synced(&self) -> bool {
         self.synced.load(Ordering::Acquire)
@@ -186,8 +233,9 @@ impl WatchStatus {
     }
 }
 
-/// Mirror `api` (filtered by `config`) into `mirror` until the task is aborted.
-/// `strip` runs on every object before it is buffered or mirrored (drop what is not needed).
+/// Mirror `api` (filtered by `config`) into `mirror` until the task is aborted, with
+/// streaming lists where the API server offers them. `strip` runs on every object before it
+/// is buffered or mirrored (drop what is not needed).
 pub fn spawn<M: Mirror>(
     what: &'static str,
     api: Api<M::Object>,
@@ -197,6 +245,50 @@ pub fn spawn<M: Mirror>(
     strip: fn(&mut M::Object),
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let mut lists = InitialLists::Streaming;
+        loop {
+            let config = match lists {
+                InitialLists::Streaming => config.clone().streaming_lists(),
+                _ => config.clone(),
+            };
+            let watch = Watch {
+                what,
+                lists,
+                mirror: mirror.as_ref(),
+                status: status.as_ref(),
+            };
+            match watch.follow(api.clone(), config, strip).await {
+                Some(refusal) => {
+                    tracing::info!(what, %refusal, "the API server refuses streaming lists; listing, then watching, instead");
+                    lists = InitialLists::Paged;
+                }
+                None => {
+                    tracing::warn!(what, "watch stream ended");
+                    return;
+                }
+            }
+        }
+    })
+}
+
+/// One watcher stream into a mirror.
+struct Watch<'a, M: Mirror> {
+    what: &'static str,
+    lists: InitialLists,
+    mirror: &'a M,
+    status: &'a WatchStatus,
+}
+
+impl<M: Mirror> Watch<'_, M> {
+    /// Runs the stream to its end (`None`), or until the API server refuses a streaming list
+    /// (`Some`, the error).
+    async fn follow(
+        &self,
+        api: Api<M::Object>,
+        config: watcher::Config,
+        strip: fn(&mut M::Object),
+    ) -> Option<watcher::Error> {
+        let (what, status) = (self.what, self.status);
         let stream = watcher::watcher(api, config)
             .modify(strip)
             .backoff(Backoff::new(RETRY_MIN, RETRY_MAX));
@@ -209,19 +301,25 @@ pub fn spawn<M: Mirror>(
                 Ok(Event::InitApply(object)) => buffer.push(object),
                 Ok(Event::InitDone) => {
                     let count = buffer.len();
-                    mirror.replace(std::mem::take(&mut buffer));
+                    self.mirror.replace(std::mem::take(&mut buffer));
+                    status.lists.store(self.lists.to_u8(), Ordering::Release);
                     if !status.synced.swap(true, Ordering::AcqRel) {
-                        tracing::info!(what, count, "watch synced");
+                        tracing::info!(what, count, lists = ?self.lists, "watch synced");
                     }
                     status.event();
                 }
                 Ok(Event::Apply(object)) => {
-                    mirror.upsert(object);
+                    self.mirror.upsert(object);
                     status.event();
                 }
                 Ok(Event::Delete(object)) => {
-                    mirror.remove(&object);
+                    self.mirror.remove(&object);
                     status.event();
+                }
+                Err(error)
+                    if self.lists == InitialLists::Streaming && refuses_streaming(&error) =>
+                {
+                    return Some(error);
                 }
                 Err(error) => {
                     if status.healthy.swap(false, Ordering::AcqRel) {
@@ -232,6 +330,59 @@ pub fn spawn<M: Mirror>(
                 }
             }
         }
-        tracing::warn!(what, "watch stream ended");
-    })
+        None
+    }
+}
+
+/// Whether `error` is the API server refusing the parameters of a streaming list: a watch
+/// that could not start with 400 (Bad Request) or 422 (Invalid). Outages, timeouts, 403
+/// and 5xx answers are retried as they are.
+fn refuses_streaming(error: &watcher::Error) -> bool {
+    matches!(
+        error,
+        watcher::Error::WatchStartFailed(kube::Error::Api(status))
+            if status.code == 400 || status.code == 422
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start_failed(code: u16) -> watcher::Error {
+        let mut status = kube::core::Status::failure("refused", "Invalid");
+        status.code = code;
+        watcher::Error::WatchStartFailed(kube::Error::Api(status.boxed()))
+    }
+
+    #[test]
+    fn only_a_refused_watch_start_turns_streaming_lists_off() {
+        assert!(refuses_streaming(&start_failed(422)));
+        assert!(refuses_streaming(&start_failed(400)));
+        for code in [403, 404, 410, 429, 500, 503] {
+            assert!(!refuses_streaming(&start_failed(code)), "{code}");
+        }
+        let mut status = kube::core::Status::failure("refused", "Invalid");
+        status.code = 422;
+        let listed = watcher::Error::InitialListFailed(kube::Error::Api(status.boxed()));
+        assert!(
+            !refuses_streaming(&listed),
+            "a failed LIST is not about streaming"
+        );
+    }
+
+    #[test]
+    fn the_list_kind_is_kept_as_a_number() {
+        for lists in [
+            InitialLists::Unknown,
+            InitialLists::Streaming,
+            InitialLists::Paged,
+        ] {
+            assert_eq!(InitialLists::from_u8(lists.to_u8()), lists);
+        }
+        assert_eq!(
+            WatchStatus::default().initial_lists(),
+            InitialLists::Unknown
+        );
+    }
 }

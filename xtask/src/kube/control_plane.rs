@@ -14,6 +14,7 @@ use super::launch::{self, Ports};
 use super::manifests;
 use super::pki::{self, Pki, Token, random_hex};
 use super::process::{Lifetime, Supervised, rss_kib};
+use super::version::KubeVersion;
 use super::workdir::WorkDir;
 
 /// The Kubernetes user the OpAMP server runs as in a cluster: the `odiglet`
@@ -53,6 +54,8 @@ impl Timings {
 
 /// Options for [`ControlPlane`]; see [`ControlPlane::builder`].
 pub struct ControlPlaneBuilder {
+    /// `None`: what [`super::VERSION_ENV`] names, else the current release.
+    version: Option<KubeVersion>,
     tokens: Vec<Token>,
     install_rbac: bool,
     work_dir: Option<PathBuf>,
@@ -60,6 +63,12 @@ pub struct ControlPlaneBuilder {
 }
 
 impl ControlPlaneBuilder {
+    /// Which Kubernetes to run, whatever [`super::VERSION_ENV`] says.
+    pub fn version(mut self, version: KubeVersion) -> Self {
+        self.version = Some(version);
+        self
+    }
+
     /// One more static token, for `user` in `groups`; returns the token.
     /// Static tokens are read at apiserver start, so add them before it.
     pub fn add_token(&mut self, user: &str, groups: &[&str]) -> Result<String> {
@@ -86,8 +95,12 @@ impl ControlPlaneBuilder {
     /// Builds or finds the binaries, starts etcd and kube-apiserver, waits
     /// for `/readyz`, then installs `deploy/crds/*.yaml` (and `deploy/rbac.yaml`).
     pub async fn start(self) -> Result<ControlPlane> {
+        let version = match self.version {
+            Some(version) => version,
+            None => KubeVersion::from_env()?,
+        };
         let step = Instant::now();
-        let binaries = tokio::task::spawn_blocking(binaries::ensure)
+        let binaries = tokio::task::spawn_blocking(move || binaries::ensure(version))
             .await
             .map_err(|e| KubeError::Io {
                 context: "obtaining the control-plane binaries".into(),
@@ -200,18 +213,30 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    /// A control plane with the default options.
+    /// A control plane with the default options, of the Kubernetes that
+    /// [`super::VERSION_ENV`] names (`current` when unset).
     pub async fn start() -> Result<Self> {
         Self::builder().start().await
     }
 
+    /// A control plane with the default options, of `version`.
+    pub async fn start_version(version: KubeVersion) -> Result<Self> {
+        Self::builder().version(version).start().await
+    }
+
     pub fn builder() -> ControlPlaneBuilder {
         ControlPlaneBuilder {
+            version: None,
             tokens: Vec::new(),
             install_rbac: true,
             work_dir: None,
             lifetime: Lifetime::ThisProcess,
         }
+    }
+
+    /// The Kubernetes this control plane runs.
+    pub fn version(&self) -> KubeVersion {
+        self.binaries.version
     }
 
     /// A kubeconfig for the admin (group `system:masters`).
@@ -401,7 +426,7 @@ impl ControlPlane {
         let t = self.timings;
         eprintln!(
             "xtask kube: control plane {} ready at {} in {:.1} s (binaries {:.1} s, etcd {:.1} s, apiserver {:.1} s, manifests {:.1} s); KUBECONFIG={}",
-            binaries::KUBE_VERSION,
+            self.binaries.version,
             self.server,
             t.total().as_secs_f64(),
             t.binaries.as_secs_f64(),

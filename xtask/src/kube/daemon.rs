@@ -11,11 +11,15 @@ use super::binaries::cache_root;
 use super::control_plane::ControlPlane;
 use super::error::{KubeError, Result, io};
 use super::process::kill_group;
+use super::version::KubeVersion;
 
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Serialize, Deserialize)]
 struct State {
+    /// `v1.37.2`; missing in the state of an older xtask, which ran v1.20.2 only.
+    #[serde(default)]
+    version: Option<String>,
     server: String,
     kubeconfig: PathBuf,
     odiglet_kubeconfig: PathBuf,
@@ -35,6 +39,12 @@ impl State {
 
     fn all_alive(&self) -> bool {
         self.processes().iter().all(|(pid, exe)| is_ours(*pid, exe))
+    }
+
+    fn version(&self) -> &str {
+        self.version
+            .as_deref()
+            .unwrap_or(KubeVersion::Oldest.git_version())
     }
 }
 
@@ -70,13 +80,28 @@ fn is_ours(pid: u32, exe: &Path) -> bool {
     running && !zombie
 }
 
-/// Starts the background control plane, or reports the one already running.
-pub fn up() -> Result<()> {
+/// Starts the background control plane of `version` (`None`: what
+/// [`super::VERSION_ENV`] names, else the current release), or reports the one already
+/// running.
+pub fn up(version: Option<KubeVersion>) -> Result<()> {
+    let version = match version {
+        Some(version) => version,
+        None => KubeVersion::from_env()?,
+    };
     if let Some(state) = read_state() {
         if state.all_alive() {
+            if state.version() != version.git_version() {
+                return Err(KubeError::OtherVersionRunning {
+                    running: state.version().to_owned(),
+                    wanted: version.to_string(),
+                });
+            }
             println!(
-                "already running at {} (etcd pid {}, kube-apiserver pid {})",
-                state.server, state.etcd_pid, state.apiserver_pid
+                "already running: Kubernetes {} at {} (etcd pid {}, kube-apiserver pid {})",
+                state.version(),
+                state.server,
+                state.etcd_pid,
+                state.apiserver_pid
             );
             print_env(&state);
             return Ok(());
@@ -85,8 +110,14 @@ pub fn up() -> Result<()> {
     }
     down_quietly()?;
     let runtime = runtime()?;
-    let plane = runtime.block_on(ControlPlane::builder().detached_in(run_dir()).start())?;
+    let plane = runtime.block_on(
+        ControlPlane::builder()
+            .version(version)
+            .detached_in(run_dir())
+            .start(),
+    )?;
     let state = State {
+        version: Some(plane.version().to_string()),
         server: plane.server_url().to_owned(),
         kubeconfig: plane.kubeconfig_path().to_path_buf(),
         odiglet_kubeconfig: plane.odiglet_kubeconfig_path().to_path_buf(),
@@ -104,8 +135,11 @@ pub fn up() -> Result<()> {
         .map_err(io(format!("writing {}", state_path().display())))?;
     plane.detach();
     println!(
-        "control plane running at {} (etcd pid {}, kube-apiserver pid {})",
-        state.server, state.etcd_pid, state.apiserver_pid
+        "control plane running: Kubernetes {} at {} (etcd pid {}, kube-apiserver pid {})",
+        state.version(),
+        state.server,
+        state.etcd_pid,
+        state.apiserver_pid
     );
     println!("admin kubeconfig:   {}", state.kubeconfig.display());
     println!(

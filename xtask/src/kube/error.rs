@@ -26,16 +26,50 @@ pub enum KubeError {
 
     #[error(
         "this machine has no Debian apt sources ({detail}), so the kubernetes source package cannot be fetched. \
-         The harness supports Debian 12 (bookworm); put a kube-apiserver v1.20 binary at {cache} to skip the build."
+         The harness supports Debian 12 (bookworm); put a kube-apiserver v1.20.2 binary at {cache} to skip the build, \
+         or use the current Kubernetes (the default), which is built from the Go module proxy."
     )]
     NoAptSources { detail: String, cache: PathBuf },
 
     #[error(
-        "building kube-apiserver failed: {detail}\n\
-         See {log}. Free disk (about 3 GB) and memory (about 1.5 GB) are needed; \
-         rerun to retry from scratch."
+        "building {what} failed: {detail}\n\
+         See {log}. The build needs {needs}; rerun to retry from scratch."
     )]
-    Build { detail: String, log: PathBuf },
+    Build {
+        what: String,
+        detail: String,
+        log: PathBuf,
+        needs: &'static str,
+    },
+
+    #[error(
+        "building kube-apiserver {kube} needs Go {need} or newer ({why}), but {found}. \
+         Install Go {need} or newer (the official tarball, unpacked into /usr/local/go) and put \
+         its bin/ first on PATH; or run the oldest supported Kubernetes instead \
+         (`{env}=oldest`, `cargo xtask kube up --version 1.20`), which builds with Debian's Go."
+    )]
+    GoTooOld {
+        kube: String,
+        need: String,
+        why: String,
+        found: String,
+        env: &'static str,
+    },
+
+    #[error(
+        "{given:?} names no Kubernetes release the harness runs: use `current` ({}, the default) \
+         or `oldest` ({}), or their major.minor, in {} or `cargo xtask kube up --version`",
+        crate::pins::KUBE_CURRENT,
+        crate::pins::KUBE_OLDEST,
+        super::version::VERSION_ENV
+    )]
+    UnknownVersion { given: String },
+
+    #[error(
+        "a control plane of Kubernetes {running} from `cargo xtask kube up` is running already, \
+         and {wanted} was asked for; stop it first with `cargo xtask kube down`"
+    )]
+    OtherVersionRunning { running: String, wanted: String },
 
     #[error("generating the control plane's certificates and keys: {0}")]
     Pki(#[from] rcgen::Error),

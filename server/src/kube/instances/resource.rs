@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Resource;
-use kube::api::ApiResource;
+use kube::api::{ApiResource, PatchParams};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -30,6 +30,21 @@ pub const NODE_LABEL: &str = "odigos.io/node";
 pub const VERIFICATION_LABEL: &str = "odigos.io/peer-verification";
 
 const MAX_LABEL_VALUE: usize = 63;
+
+/// The parameters of both applies: server-side apply as [`FIELD_MANAGER`], taking over
+/// fields another manager set, with strict field validation.
+///
+/// A field the CRD's schema lacks (a misspelt one, say) is refused by server-side apply
+/// itself on every supported API server, whatever `fieldValidation` says: 500, "failed to
+/// create typed patch object ... field not declared in schema" (the writer retries such a
+/// write alone, as refused, not as an outage). What `Strict` adds, on the API servers that
+/// check it (1.25 and later; 1.20 ignores the parameter), is refusing a body with a
+/// duplicate field with 400 instead of keeping the last value.
+pub fn apply_params() -> PatchParams {
+    PatchParams::apply(FIELD_MANAGER)
+        .force()
+        .validation_strict()
+}
 
 /// The `InstrumentationInstance` kind, for untyped access (tests, tools).
 pub fn api_resource() -> ApiResource {

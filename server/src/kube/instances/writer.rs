@@ -11,13 +11,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch};
 
 use crate::kube::crds::InstrumentationInstance;
 use tokio::time::Instant;
 
 use super::queue::{CoalescingQueue, Taken};
-use super::resource::{self, FIELD_MANAGER, ObjectShape, ResourceRef, StatusDigest};
+use super::resource::{self, ObjectShape, ResourceRef, StatusDigest};
 use crate::kube::backoff::Backoff;
 use crate::protocol::InstanceRecord;
 
@@ -163,11 +163,7 @@ impl Writer {
         let digest = resource::status_digest(&status);
         let known = self.written().get(resource).cloned().unwrap_or_default();
         let api = self.api(&resource.namespace);
-        // Strict: an API server that knows the schema refuses a field it does not have,
-        // rather than dropping it (servers before 1.25 ignore the parameter).
-        let params = PatchParams::apply(FIELD_MANAGER)
-            .force()
-            .validation_strict();
+        let params = resource::apply_params();
 
         if known.object.as_ref() != Some(&shape) {
             let body = shape.apply_body(resource);
@@ -235,6 +231,10 @@ fn classify(error: Option<kube::Error>) -> Failure {
     match &error {
         kube::Error::Api(status) => match status.code {
             409 => Failure::Again(format!("conflict: {}", status.message)),
+            500 if is_schema_mismatch(&status.message) => Failure::Rejected(format!(
+                "{error}; the InstrumentationInstance CRD in the cluster lacks (or types \
+                 otherwise) a field this server writes: apply deploy/crds/ of this release"
+            )),
             429 | 500..=599 => Failure::Unavailable(error.to_string()),
             401 | 403 => Failure::Rejected(format!(
                 "{error}; the server's service account needs the rights of deploy/rbac.yaml \
@@ -245,5 +245,51 @@ fn classify(error: Option<kube::Error>) -> Failure {
         },
         // Connection refused or reset, TLS, a body cut short: the API server is not there.
         _ => Failure::Unavailable(error.to_string()),
+    }
+}
+
+/// Server-side apply of a body that does not fit the CRD's schema (a field it lacks, a value
+/// of another type): every supported API server (1.20 to 1.37) answers 500 with this
+/// message, whatever `fieldValidation` says. It is this write's fault, not an outage:
+/// pausing every write for it would stall them all.
+fn is_schema_mismatch(message: &str) -> bool {
+    message.contains("failed to create typed patch object")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(code: u16, message: &str) -> Option<kube::Error> {
+        let mut status = kube::core::Status::failure(message, "");
+        status.code = code;
+        Some(kube::Error::Api(status.boxed()))
+    }
+
+    #[test]
+    fn a_body_the_schema_refuses_is_this_writes_fault_not_an_outage() {
+        let mismatch = "failed to create typed patch object (ns/web-app-7; odigos.io/v1alpha1, \
+             Kind=InstrumentationInstance): .status.heathy: field not declared in schema";
+        match classify(answer(500, mismatch)) {
+            Failure::Rejected(why) => assert!(why.contains("deploy/crds/"), "{why}"),
+            other => panic!("expected Rejected, got {other:?}"),
+        }
+        assert!(matches!(
+            classify(answer(500, "etcdserver: request timed out")),
+            Failure::Unavailable(_)
+        ));
+        assert!(matches!(
+            classify(answer(503, mismatch)),
+            Failure::Unavailable(_)
+        ));
+        assert!(matches!(
+            classify(answer(400, "strict decoding")),
+            Failure::Rejected(_)
+        ));
+        assert!(matches!(
+            classify(answer(409, "conflict")),
+            Failure::Again(_)
+        ));
+        assert!(matches!(classify(None), Failure::Unavailable(_)));
     }
 }

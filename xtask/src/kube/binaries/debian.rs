@@ -1,27 +1,21 @@
-//! etcd and kube-apiserver binaries, cached in `.cache/kube/<version>/`.
-//!
-//! Debian ships etcd but no kube-apiserver, so the apiserver is built from
-//! Debian's `kubernetes` source package (v1.20.2, the whole tree with
-//! `vendor/`, so it builds with no module downloads). Only the binary is
-//! kept; the 3 GB build tree is deleted. A file lock serialises builds, so
-//! two test binaries starting at once build it once.
+//! The oldest supported control plane: kube-apiserver v1.20.2 built from Debian's
+//! `kubernetes` source package (the whole tree with `vendor/`, so it builds with no module
+//! downloads, with Debian's Go 1.19), and Debian's etcd 3.4. Only the binary is kept; the
+//! 3 GB build tree is deleted.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use super::error::{KubeError, Result, io};
-use crate::tools::{self, ToolsLock};
+use super::{Binaries, install_file};
+use crate::apt;
+use crate::kube::error::{KubeError, Result, io};
+use crate::pins::{DEBIAN_KUBERNETES, KUBE_OLDEST};
+use crate::tools;
 
-/// The exact Debian source package the apiserver is built from (bookworm).
-/// Pinned so every machine builds the same binary; if Debian drops it,
-/// update this and [`KUBE_VERSION`].
-pub const DEBIAN_KUBERNETES: &str = "1.20.5+really1.20.2-1.1+deb12u1";
-/// What `kube-apiserver --version` of that package says.
-pub const KUBE_VERSION: &str = "v1.20.2";
 /// The cache folder: the package version plus our build revision. Bump the
 /// revision whenever the build steps below change, so old binaries are rebuilt.
-const CACHE_NAME: &str = "1.20.5+really1.20.2-1.1+deb12u1-r2";
+pub(super) const CACHE_NAME: &str = "1.20.5+really1.20.2-1.1+deb12u1-r2";
 
 /// Debian's Go 1.19, from `golang-go`. The vendored tree is known to build
 /// with it; the reflect2 swap below is still needed (see `swap_reflect2`).
@@ -36,92 +30,36 @@ const BUILD_PACKAGES: &[&str] = &[
     "dpkg-dev",
     "golang-github-modern-go-reflect2-dev",
 ];
+const NEEDS: &str = "about 3 GB of free disk and 1.5 GB of memory";
 
-/// Paths of the two binaries a control plane runs.
-#[derive(Debug, Clone)]
-pub struct Binaries {
-    pub etcd: PathBuf,
-    pub kube_apiserver: PathBuf,
-}
-
-/// `.cache/kube` under the workspace root.
-pub fn cache_root() -> PathBuf {
-    crate::workspace_root().join(".cache").join("kube")
-}
-
-/// The cached binaries, fetching or building whatever is missing first.
-pub fn ensure() -> Result<Binaries> {
-    let root = cache_root();
-    let dir = root.join(CACHE_NAME);
-    let binaries = Binaries {
-        etcd: dir.join("etcd"),
-        kube_apiserver: dir.join("kube-apiserver"),
-    };
-    if binaries.etcd.is_file() && binaries.kube_apiserver.is_file() {
-        return Ok(binaries);
-    }
-    let _lock = ToolsLock::acquire(&root)?;
-    std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+/// Whatever of `binaries` is missing: etcd copied from Debian's `etcd-server`, kube-apiserver
+/// built. `cache` (the binaries' own folder) holds the build folder and the log.
+pub(super) fn ensure(cache: &Path, binaries: &Binaries) -> Result<()> {
     if !binaries.etcd.is_file() {
         ensure_packages(RUN_PACKAGES)?;
         install_file(Path::new("/usr/bin/etcd"), &binaries.etcd)?;
     }
     if !binaries.kube_apiserver.is_file() {
-        build_apiserver(&root, &binaries.kube_apiserver)?;
+        build_apiserver(cache, &binaries.kube_apiserver)?;
     }
-    Ok(binaries)
-}
-
-/// Copies `from` to `to` through a temporary name, so a reader never sees half a file.
-fn install_file(from: &Path, to: &Path) -> Result<()> {
-    let partial = to.with_extension("partial");
-    std::fs::copy(from, &partial).map_err(io(format!(
-        "copying {} to {}",
-        from.display(),
-        partial.display()
-    )))?;
-    std::fs::rename(&partial, to).map_err(io(format!(
-        "renaming {} to {}",
-        partial.display(),
-        to.display()
-    )))
-}
-
-fn is_installed(package: &str) -> bool {
-    tools::stdout_of(Command::new("dpkg-query").args(["-W", "-f=${db:Status-Abbrev}", package]))
-        .is_ok_and(|status| status.starts_with("ii"))
-}
-
-/// `apt-get install` of whichever of `packages` are missing; one `apt-get
-/// update` and a retry if the package lists are empty or stale (fresh CI).
-fn ensure_packages(packages: &[&str]) -> Result<()> {
-    let missing: Vec<&str> = packages
-        .iter()
-        .copied()
-        .filter(|p| !is_installed(p))
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    eprintln!("xtask kube: apt-get install {}", missing.join(" "));
-    let install = || {
-        tools::run(
-            Command::new("apt-get")
-                .args(["install", "-y", "--no-install-recommends"])
-                .args(&missing)
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-        )
-    };
-    let apt_error = |err: tools::ToolError| KubeError::Apt {
-        packages: missing.join(" "),
-        detail: err.to_string(),
-    };
-    if install().is_ok() {
-        return Ok(());
-    }
-    tools::run(Command::new("apt-get").arg("update")).map_err(apt_error)?;
-    install().map_err(apt_error)?;
     Ok(())
+}
+
+fn ensure_packages(packages: &[&str]) -> Result<()> {
+    apt::ensure("xtask kube", packages).map_err(|err| KubeError::Apt {
+        packages: err.packages,
+        detail: err.detail,
+    })?;
+    Ok(())
+}
+
+fn build_error(detail: String, log: PathBuf) -> KubeError {
+    KubeError::Build {
+        what: format!("kube-apiserver {KUBE_OLDEST} from Debian's source package"),
+        detail,
+        log,
+        needs: NEEDS,
+    }
 }
 
 fn build_apiserver(cache: &Path, target: &Path) -> Result<()> {
@@ -145,14 +83,14 @@ fn build_apiserver(cache: &Path, target: &Path) -> Result<()> {
         )))?;
     let started = Instant::now();
     eprintln!(
-        "xtask kube: building kube-apiserver {KUBE_VERSION} from Debian's kubernetes {DEBIAN_KUBERNETES} source package.\n\
+        "xtask kube: building kube-apiserver {KUBE_OLDEST} from Debian's kubernetes {DEBIAN_KUBERNETES} source package.\n\
          xtask kube: this happens once per machine and takes about 5 minutes on 2 cores (about 1.5 GB RAM, 3 GB disk in {});\n\
          xtask kube: later runs use the cached {}",
         scratch.path().display(),
         target.display()
     );
 
-    let tree = fetch_source(scratch.path())?;
+    let tree = fetch_source(scratch.path(), target)?;
     swap_reflect2(&tree)?;
     fix_zero_value_check(&tree)?;
     let log = cache.join("kube-apiserver-build.log");
@@ -160,11 +98,11 @@ fn build_apiserver(cache: &Path, target: &Path) -> Result<()> {
 
     let built = tree.join("_output/bin/kube-apiserver");
     let version = tools::stdout_of(Command::new(&built).arg("--version"))?;
-    if !version.contains(KUBE_VERSION) {
-        return Err(KubeError::Build {
-            detail: format!("the built binary reports {version:?}, expected {KUBE_VERSION}"),
+    if !version.contains(KUBE_OLDEST) {
+        return Err(build_error(
+            format!("the built binary reports {version:?}, expected {KUBE_OLDEST}"),
             log,
-        });
+        ));
     }
     install_file(&built, target)?;
     eprintln!(
@@ -172,37 +110,19 @@ fn build_apiserver(cache: &Path, target: &Path) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     drop(scratch);
-    remove_stale_caches(cache);
     Ok(())
-}
-
-/// Deletes binaries of earlier build revisions (folders named like a version).
-fn remove_stale_caches(cache: &Path) {
-    let Ok(entries) = std::fs::read_dir(cache) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name != CACHE_NAME
-            && name.starts_with(|c: char| c.is_ascii_digit())
-            && entry.path().is_dir()
-        {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
 }
 
 /// Downloads and unpacks the source package with a private apt configuration,
 /// so `/etc/apt` gains no `deb-src` entry. Returns the unpacked tree.
-fn fetch_source(scratch: &Path) -> Result<PathBuf> {
+fn fetch_source(scratch: &Path, target: &Path) -> Result<PathBuf> {
     let apt = scratch.join("apt");
     let parts = apt.join("parts");
     let lists = apt.join("lists");
     std::fs::create_dir_all(lists.join("partial"))
         .map_err(io(format!("creating {}", lists.display())))?;
     std::fs::create_dir_all(&parts).map_err(io(format!("creating {}", parts.display())))?;
-    let (name, text) = deb_src_sources(&cache_root())?;
+    let (name, text) = deb_src_sources(target)?;
     std::fs::write(parts.join(name), text)
         .map_err(io(format!("writing {}", parts.join(name).display())))?;
 
@@ -240,7 +160,7 @@ fn fetch_source(scratch: &Path) -> Result<PathBuf> {
 /// A `deb-src` twin of the machine's first Debian source, as (file name, text)
 /// for apt's SourceParts folder. Reads the deb822 `debian.sources` of Debian
 /// 12 images, else a one-line `sources.list`.
-fn deb_src_sources(cache: &Path) -> Result<(&'static str, String)> {
+fn deb_src_sources(target: &Path) -> Result<(&'static str, String)> {
     let deb822 = Path::new("/etc/apt/sources.list.d/debian.sources");
     if let Ok(text) = std::fs::read_to_string(deb822)
         && let Some(stanza) = text
@@ -274,7 +194,7 @@ fn deb_src_sources(cache: &Path) -> Result<(&'static str, String)> {
             deb822.display(),
             list.display()
         ),
-        cache: cache.join(CACHE_NAME).join("kube-apiserver"),
+        cache: target.to_path_buf(),
     })
 }
 
@@ -316,12 +236,12 @@ fn fix_zero_value_check(tree: &Path) -> Result<()> {
         let text =
             std::fs::read_to_string(&path).map_err(io(format!("reading {}", path.display())))?;
         if !text.contains(BROKEN) {
-            return Err(KubeError::Build {
-                detail: format!(
+            return Err(build_error(
+                format!(
                     "{file} no longer has the zero-value check this build patches; review fix_zero_value_check"
                 ),
-                log: path,
-            });
+                path,
+            ));
         }
         std::fs::write(&path, text.replace(BROKEN, FIXED))
             .map_err(io(format!("writing {}", path.display())))?;
@@ -340,10 +260,7 @@ fn run_make(tree: &Path, go_bin: &Path, scratch: &Path, log: &Path) -> Result<()
     let path = std::env::join_paths(
         std::iter::once(go_bin.to_path_buf()).chain(std::env::split_paths(&path)),
     )
-    .map_err(|err| KubeError::Build {
-        detail: format!("building PATH: {err}"),
-        log: log.to_path_buf(),
-    })?;
+    .map_err(|err| build_error(format!("building PATH: {err}"), log.to_path_buf()))?;
     let out = std::fs::File::create(log).map_err(io(format!("creating {}", log.display())))?;
     let err = out
         .try_clone()
@@ -370,13 +287,13 @@ fn run_make(tree: &Path, go_bin: &Path, scratch: &Path, log: &Path) -> Result<()
             "running make (is `make` installed? apt-get install make)",
         ))?;
     if !status.success() {
-        return Err(KubeError::Build {
-            detail: format!(
+        return Err(build_error(
+            format!(
                 "make WHAT=cmd/kube-apiserver {status}; last lines:\n{}",
-                super::process::tail(log, 30)
+                crate::kube::process::tail(log, 30)
             ),
-            log: log.to_path_buf(),
-        });
+            log.to_path_buf(),
+        ));
     }
     Ok(())
 }

@@ -156,29 +156,39 @@ impl Reconnecting {
         }
     }
 
+    /// The open connection, and whether it was opened just now: a connection the server
+    /// closed while idle is reopened, not counted as a failure.
+    pub async fn connection(&mut self) -> Result<(&mut Connection, bool), String> {
+        let reusable = self.connection.take().filter(|c| !c.is_closed());
+        let (connection, opened) = match reusable {
+            Some(connection) => (connection, false),
+            None => (
+                Connection::open(self.addr)
+                    .await
+                    .map_err(|e| e.to_string())?,
+                true,
+            ),
+        };
+        Ok((self.connection.insert(connection), opened))
+    }
+
+    /// Forgets the connection after a failed request; the next request reconnects.
+    pub fn reset(&mut self) {
+        self.connection = None;
+    }
+
     /// Sends `message` without a device id and checks the reply: HTTP 200, a `ServerToAgent`
     /// that echoes the sender's uid. Any failure drops the connection; the error says what
     /// was wrong.
     pub async fn exchange(&mut self, message: &AgentToServer) -> Result<Answer, String> {
-        if self.connection.as_ref().is_some_and(Connection::is_closed) {
-            self.connection = None;
-        }
-        let opened_connection = self.connection.is_none();
-        let connection = match &mut self.connection {
-            Some(connection) => connection,
-            None => self.connection.insert(
-                Connection::open(self.addr)
-                    .await
-                    .map_err(|e| e.to_string())?,
-            ),
-        };
+        let (connection, opened_connection) = self.connection().await?;
         let reply = match connection
             .post_as(Bytes::from(message.encode_to_vec()), None)
             .await
         {
             Ok(reply) => reply,
             Err(error) => {
-                self.connection = None;
+                self.reset();
                 return Err(error.to_string());
             }
         };

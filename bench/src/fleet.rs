@@ -17,7 +17,7 @@ use odigos_opamp_proto::opamp::proto::{ServerToAgent, ServerToAgentFlags};
 use prost::Message;
 
 use crate::agents::{self, AgentId};
-use crate::client::{Connection, Reply};
+use crate::client::{Reconnecting, Reply};
 
 /// A worker stops a phase after this many failures in a row (e.g. the server died), so a
 /// dead server cannot turn the phase into a tight loop of errors.
@@ -91,8 +91,7 @@ struct SimAgent {
 
 /// A connection and the agents that use it.
 struct Worker {
-    addr: SocketAddr,
-    connection: Option<Connection>,
+    link: Reconnecting,
     agents: Vec<SimAgent>,
     /// The agent whose heartbeat goes next (round robin).
     next: usize,
@@ -122,22 +121,11 @@ impl Worker {
             }
         };
         let body = Bytes::from(message.encode_to_vec());
-        // A connection the server closed while idle is reopened, not counted as a failure.
-        if self.connection.as_ref().is_some_and(Connection::is_closed) {
-            self.connection = None;
-        }
-        let connection = match &mut self.connection {
-            Some(connection) => connection,
-            None => self.connection.insert(
-                Connection::open(self.addr)
-                    .await
-                    .map_err(|e| e.to_string())?,
-            ),
-        };
+        let (connection, _) = self.link.connection().await?;
         let reply = match connection.post(body, &agent.device_id).await {
             Ok(reply) => reply,
             Err(error) => {
-                self.connection = None;
+                self.link.reset();
                 return Err(error.to_string());
             }
         };
@@ -233,8 +221,7 @@ impl Fleet {
         let connections = connections.clamp(1, agents.max(1));
         let mut workers: Vec<Worker> = (0..connections)
             .map(|_| Worker {
-                addr,
-                connection: None,
+                link: Reconnecting::new(addr),
                 agents: Vec::new(),
                 next: 0,
                 expect,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use super::{Binaries, install_file};
+use super::{Binaries, build_folder, install_file};
 use crate::apt;
 use crate::kube::error::{KubeError, Result, io};
 use crate::pins::{DEBIAN_KUBERNETES, KUBE_OLDEST};
@@ -74,13 +74,7 @@ fn build_apiserver(cache: &Path, target: &Path) -> Result<()> {
             ),
         });
     }
-    let scratch = tempfile::Builder::new()
-        .prefix("build-")
-        .tempdir_in(cache)
-        .map_err(io(format!(
-            "creating a build folder in {}",
-            cache.display()
-        )))?;
+    let scratch = build_folder(cache)?;
     let started = Instant::now();
     eprintln!(
         "xtask kube: building kube-apiserver {KUBE_OLDEST} from Debian's kubernetes {DEBIAN_KUBERNETES} source package.\n\

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use super::go_toolchain::{self, Go};
 use super::wrapper::{self, Wrapper};
-use super::{Binaries, install_file};
+use super::{Binaries, build_folder, install_file};
 use crate::kube::error::{KubeError, Result, io};
 use crate::kube::process::tail;
 use crate::pins::{ETCD_CURRENT, KUBE_CURRENT, MIN_GO_KUBE_CURRENT};
@@ -32,13 +32,7 @@ const NEEDS: &str = "about 4 GB of free disk under .cache/kube, 2.5 GB of memory
 /// build folder and the logs.
 pub(super) fn ensure(cache: &Path, binaries: &Binaries) -> Result<()> {
     let go = go_toolchain::find(MIN_GO_KUBE_CURRENT)?;
-    let scratch = tempfile::Builder::new()
-        .prefix("build-")
-        .tempdir_in(cache)
-        .map_err(io(format!(
-            "creating a build folder in {}",
-            cache.display()
-        )))?;
+    let scratch = build_folder(cache)?;
     let missing: Vec<String> = [
         (&binaries.etcd, format!("etcd {ETCD_CURRENT}")),
         (

@@ -94,6 +94,21 @@ fn install_file(from: &Path, to: &Path) -> Result<()> {
     )))
 }
 
+/// What a build folder's name starts with, so an abandoned one is recognised.
+const BUILD_PREFIX: &str = "build-";
+
+/// A new build folder in `cache` (the binaries' own folder, on the same disk), deleted when
+/// dropped.
+fn build_folder(cache: &Path) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(BUILD_PREFIX)
+        .tempdir_in(cache)
+        .map_err(io(format!(
+            "creating a build folder in {}",
+            cache.display()
+        )))
+}
+
 /// Deletes the build folders (`build-*`, several GB each) that a build killed before it could
 /// clean up left in `dir`. Called with `dir`'s lock held, so no build of ours is using them.
 fn remove_abandoned_builds(dir: &Path) {
@@ -101,7 +116,12 @@ fn remove_abandoned_builds(dir: &Path) {
         return;
     };
     for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with("build-") && entry.path().is_dir() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(BUILD_PREFIX)
+            && entry.path().is_dir()
+        {
             eprintln!(
                 "xtask kube: removing {}, left by a build that did not finish",
                 entry.path().display()

@@ -32,11 +32,12 @@ pub(crate) struct Exchange {
 impl Exchange {
     /// Handle one decoded message; `device_id` reads the `X-Odigos-DeviceId` header, at
     /// most once: for a new agent, and for a known one registered with a device id (to
-    /// check it). Other heartbeats do not pay for the lookup and the copy.
-    pub(crate) async fn handle(
+    /// check it). Other heartbeats do not pay for the lookup; a known agent's check borrows
+    /// the header (`S` = `&str`), only a new agent's identity request copies it.
+    pub(crate) async fn handle<S: AsRef<str> + Into<String>>(
         &self,
         msg: AgentToServer,
-        device_id: impl FnOnce() -> Option<Result<String, NonUtf8Header>>,
+        device_id: impl FnOnce() -> Option<Result<S, NonUtf8Header>>,
         peer: Peer,
     ) -> Outcome {
         let mut device_id = LazyHeader::new(device_id);
@@ -58,21 +59,23 @@ impl Exchange {
             // Boxed: the rare new-agent path would otherwise make every request's future
             // (moved and boxed on each heartbeat) a kilobyte larger.
             Admission::Known | Admission::Resolve => {
-                Box::pin(self.new_agent(msg, device_id.take(), peer)).await
+                let device_id = device_id.take().map(|read| read.map(Into::into));
+                Box::pin(self.new_agent(msg, device_id, peer)).await
             }
         }
     }
 
     /// A known agent. Gives the message back when the slot was removed meanwhile.
-    fn known<F>(
+    fn known<F, S>(
         &self,
         msg: AgentToServer,
         slot: Arc<Slot>,
-        device_id: &mut LazyHeader<F>,
+        device_id: &mut LazyHeader<F, S>,
         peer: &Peer,
     ) -> Result<Outcome, Box<AgentToServer>>
     where
-        F: FnOnce() -> Option<Result<String, NonUtf8Header>>,
+        F: FnOnce() -> Option<Result<S, NonUtf8Header>>,
+        S: AsRef<str>,
     {
         let ctx = self.context();
         let outcome = {
@@ -82,7 +85,7 @@ impl Exchange {
             }
             let bound = inner.device_id.as_deref();
             if let Err(refusal) =
-                protocol::check_bound_device(&msg.instance_uid, bound, device_id.get().as_ref())
+                protocol::check_bound_device(&msg.instance_uid, bound, device_id.get())
             {
                 self.metrics.resolution_failure(refusal.answer.label());
                 tracing::debug!(uid = %uid_display(&msg.instance_uid), "message refused: instance_uid is bound to another device id");
@@ -308,12 +311,12 @@ impl Exchange {
 }
 
 /// The `X-Odigos-DeviceId` header, read at most once and only when needed.
-struct LazyHeader<F> {
+struct LazyHeader<F, S> {
     read: Option<F>,
-    value: Option<Result<String, NonUtf8Header>>,
+    value: Option<Result<S, NonUtf8Header>>,
 }
 
-impl<F: FnOnce() -> Option<Result<String, NonUtf8Header>>> LazyHeader<F> {
+impl<F: FnOnce() -> Option<Result<S, NonUtf8Header>>, S: AsRef<str>> LazyHeader<F, S> {
     fn new(read: F) -> Self {
         LazyHeader {
             read: Some(read),
@@ -321,14 +324,16 @@ impl<F: FnOnce() -> Option<Result<String, NonUtf8Header>>> LazyHeader<F> {
         }
     }
 
-    fn get(&mut self) -> &Option<Result<String, NonUtf8Header>> {
+    fn get(&mut self) -> Option<Result<&str, NonUtf8Header>> {
         if let Some(read) = self.read.take() {
             self.value = read();
         }
-        &self.value
+        self.value
+            .as_ref()
+            .map(|read| read.as_ref().map(AsRef::as_ref).map_err(|e| *e))
     }
 
-    fn take(mut self) -> Option<Result<String, NonUtf8Header>> {
+    fn take(mut self) -> Option<Result<S, NonUtf8Header>> {
         self.get();
         self.value
     }

@@ -1,6 +1,6 @@
 //! The server's Prometheus metrics, served by the admin listener at `/metrics`.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -52,6 +52,10 @@ struct ReasonLabel {
 pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<OutcomeLabel, Counter>,
+    /// Each answer's series of `requests`, looked up once: counting a heartbeat is then one
+    /// atomic add, not a lock and a label hash. Filled on first use, so a series still
+    /// appears only once its answer was given.
+    by_answer: [OnceLock<Counter>; Answer::ALL.len()],
     connected_agents: Gauge,
     handling_seconds: Histogram,
     store_writes: Family<OperationLabel, Counter>,
@@ -170,6 +174,7 @@ impl Metrics {
         Metrics {
             registry,
             requests,
+            by_answer: std::array::from_fn(|_| OnceLock::new()),
             connected_agents,
             handling_seconds,
             store_writes,
@@ -187,8 +192,14 @@ impl Metrics {
 
     /// Count an answer that had no handling to time (routing and connection refusals).
     pub(crate) fn count(&self, answer: Answer) {
-        let outcome = answer.label();
-        self.requests.get_or_create(&OutcomeLabel { outcome }).inc();
+        self.by_answer[answer as usize]
+            .get_or_init(|| {
+                let outcome = answer.label();
+                self.requests
+                    .get_or_create(&OutcomeLabel { outcome })
+                    .clone()
+            })
+            .inc();
     }
 
     /// Count one store operation (`apply` or `delete`).

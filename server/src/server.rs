@@ -159,7 +159,7 @@ impl ServerBuilder {
 
         let (stop, stop_rx) = watch::channel(false);
         let (admin_stop, admin_stop_rx) = watch::channel(false);
-        let agent_router = transport::router(service);
+        let agent_routes = transport::AgentRoutes::new(service);
         // Both agent listeners share one budget; the admin listener has its own, so
         // probes and scrapes still get in when agents use every connection.
         let agent_limits = Limits {
@@ -172,12 +172,12 @@ impl ServerBuilder {
         });
         let mut agent_tasks = vec![serve(
             agent_listener,
-            agent_router.clone(),
+            agent_routes.clone(),
             agent_limits.clone(),
             stop_rx.clone(),
         )];
         if let Some(listener) = unix_listener {
-            agent_tasks.push(serve(listener, agent_router, agent_limits, stop_rx.clone()));
+            agent_tasks.push(serve(listener, agent_routes, agent_limits, stop_rx.clone()));
         }
         let admin_task = serve(
             admin_listener,
@@ -332,7 +332,7 @@ fn limits(settings: &Settings) -> Limits {
 /// Serve until `stop` turns true, or its sender is dropped (RunningServer dropped).
 fn serve<L>(
     listener: L,
-    router: axum::Router,
+    routes: impl transport::serve::Routes,
     limits: Limits,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<io::Result<()>>
@@ -340,7 +340,7 @@ where
     L: axum::serve::Listener,
     L::Io: transport::serve::PeerOf,
 {
-    tokio::spawn(transport::serve::serve(listener, router, limits, stop))
+    tokio::spawn(transport::serve::serve(listener, routes, limits, stop))
 }
 
 async fn bind_tcp(listener: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {

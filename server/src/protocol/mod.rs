@@ -160,10 +160,10 @@ pub fn undecodable(error: &str) -> Outcome {
 pub fn check_bound_device(
     uid: &[u8],
     bound: Option<&str>,
-    presented: Option<&Result<String, NonUtf8Header>>,
+    presented: Option<Result<&str, NonUtf8Header>>,
 ) -> Result<(), Outcome> {
     let Some(bound) = bound else { return Ok(()) };
-    if matches!(presented, Some(Ok(claimed)) if claimed.as_str() == bound) {
+    if presented == Some(Ok(bound)) {
         return Ok(());
     }
     Err(Outcome::refusal(

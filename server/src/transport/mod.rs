@@ -11,7 +11,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::header::{ALLOW, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use odigos_opamp_proto::opamp::proto::AgentToServer;
@@ -43,17 +43,64 @@ pub(crate) fn router(service: Arc<AgentService>) -> Router {
         .with_state(service)
 }
 
+/// The agent listener as it serves connections: `POST /v1/opamp`, nearly every request,
+/// goes straight to its handler; anything else takes the router (its 404 and 405). Same
+/// answers as [`router`] alone (which in-process callers use), without the routing,
+/// boxing and service layers on each heartbeat.
+#[derive(Clone)]
+pub(crate) struct AgentRoutes {
+    service: Arc<AgentService>,
+    router: Router,
+}
+
+impl AgentRoutes {
+    pub(crate) fn new(service: Arc<AgentService>) -> Self {
+        AgentRoutes {
+            router: router(Arc::clone(&service)),
+            service,
+        }
+    }
+}
+
+impl serve::Routes for AgentRoutes {
+    fn answer(
+        self,
+        request: hyper::Request<hyper::body::Incoming>,
+        peer: Peer,
+    ) -> impl Future<Output = Response> + Send {
+        let direct = request.method() == Method::POST && request.uri().path() == OPAMP_PATH;
+        async move {
+            if direct {
+                // Boxed: the handler's state is kilobytes, and the layers above (timeout,
+                // hyper's dispatcher) would otherwise copy it each time they move it.
+                Box::pin(self.service.opamp(request.map(Body::new), peer)).await
+            } else {
+                self.router.answer(request, peer).await
+            }
+        }
+    }
+}
+
 async fn opamp(State(service): State<Arc<AgentService>>, request: Request) -> Response {
-    let started = Instant::now();
-    let (parts, body) = request.into_parts();
     // Set by the connection's accept loop (serve.rs); absent only when driven in process.
-    let peer = parts.extensions.get::<Peer>().cloned().unwrap_or_default();
-    let (answer, response) = service.answer(&parts.headers, body, peer).await;
-    service.exchange.metrics.request(answer, started.elapsed());
-    response
+    let peer = request
+        .extensions()
+        .get::<Peer>()
+        .cloned()
+        .unwrap_or_default();
+    service.opamp(request, peer).await
 }
 
 impl AgentService {
+    /// One `POST /v1/opamp`, timed and counted.
+    async fn opamp(&self, request: Request, peer: Peer) -> Response {
+        let started = Instant::now();
+        let (parts, body) = request.into_parts();
+        let (answer, response) = self.answer(&parts.headers, body, peer).await;
+        self.exchange.metrics.request(answer, started.elapsed());
+        response
+    }
+
     async fn answer(&self, headers: &HeaderMap, body: Body, peer: Peer) -> (Answer, Response) {
         if !negotiation::is_protobuf(headers) {
             let text = format!("unsupported Content-Type: expected {PROTOBUF}");
@@ -106,13 +153,11 @@ impl AgentService {
     }
 }
 
-/// The `X-Odigos-DeviceId` header, trimmed.
-fn device_id(headers: &HeaderMap) -> Option<Result<String, NonUtf8Header>> {
-    headers.get(DEVICE_ID_HEADER).map(|v| {
-        v.to_str()
-            .map(|s| s.trim().to_owned())
-            .map_err(|_| NonUtf8Header)
-    })
+/// The `X-Odigos-DeviceId` header, trimmed; borrowed, copied only for a new agent.
+fn device_id(headers: &HeaderMap) -> Option<Result<&str, NonUtf8Header>> {
+    headers
+        .get(DEVICE_ID_HEADER)
+        .map(|v| v.to_str().map(str::trim).map_err(|_| NonUtf8Header))
 }
 
 async fn method_not_allowed(State(service): State<Arc<AgentService>>) -> Response {

@@ -27,6 +27,35 @@ use crate::identity::Peer;
 use crate::metrics::Metrics;
 use crate::protocol::Answer;
 
+/// What a listener answers each request with, once hyper has parsed its head.
+/// Taken by value (clones are cheap) so the answer borrows nothing from the connection;
+/// `peer` is who is calling, as the kernel says.
+pub(crate) trait Routes: Clone + Send + Sync + 'static {
+    fn answer(
+        self,
+        request: Request<Incoming>,
+        peer: Peer,
+    ) -> impl Future<Output = Response> + Send;
+}
+
+/// A router's handlers find the peer among the request's extensions.
+impl Routes for Router {
+    fn answer(
+        self,
+        mut request: Request<Incoming>,
+        peer: Peer,
+    ) -> impl Future<Output = Response> + Send {
+        request.extensions_mut().insert(peer);
+        let answer = hyper::service::Service::call(&TowerToHyperService::new(self), request);
+        async move {
+            match answer.await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
+    }
+}
+
 /// The bounds of one listener (or of several sharing `connections`).
 #[derive(Clone)]
 pub(crate) struct Limits {
@@ -65,7 +94,7 @@ const MAX_REFUSALS_IN_FLIGHT: usize = 64;
 /// let open connections finish their current request, and return when all are closed.
 pub(crate) async fn serve<L>(
     mut listener: L,
-    router: Router,
+    routes: impl Routes,
     limits: Limits,
     mut stop: watch::Receiver<bool>,
 ) -> io::Result<()>
@@ -99,7 +128,7 @@ where
         // Who is calling, as the kernel says: read once, handed to every request.
         let peer = io.peer();
         let connection =
-            builder.serve_connection(TokioIo::new(io), bounded(&router, &limits, peer));
+            builder.serve_connection(TokioIo::new(io), bounded(&routes, &limits, peer));
         let connection = graceful.watch(connection);
         let limits = limits.clone();
         tokio::spawn(async move {
@@ -120,10 +149,10 @@ where
     Ok(())
 }
 
-/// The router behind the request bounds: a permit from `requests`, then the whole request
+/// The routes behind the request bounds: a permit from `requests`, then the whole request
 /// (body and answer) within `request_timeout`, else 408 and the connection closed.
-fn bounded(
-    router: &Router,
+fn bounded<R: Routes>(
+    routes: &R,
     limits: &Limits,
     peer: Peer,
 ) -> impl hyper::service::Service<
@@ -132,14 +161,13 @@ fn bounded(
     Error = Infallible,
     Future: Send,
 > + Clone
-+ use<> {
-    let inner = TowerToHyperService::new(router.clone());
++ use<R> {
+    let routes = routes.clone();
     let requests = Arc::clone(&limits.requests);
     let timeout = limits.request_timeout;
     let limits = limits.clone();
-    service_fn(move |mut request: Request<Incoming>| {
-        request.extensions_mut().insert(peer.clone());
-        let answer = hyper::service::Service::call(&inner, request);
+    service_fn(move |request: Request<Incoming>| {
+        let answer = routes.clone().answer(request, peer.clone());
         let requests = Arc::clone(&requests);
         let limits = limits.clone();
         async move {
@@ -149,8 +177,7 @@ fn bounded(
                 answer.await
             };
             match tokio::time::timeout(timeout, work).await {
-                Ok(Ok(response)) => Ok(response),
-                Ok(Err(never)) => match never {},
+                Ok(response) => Ok(response),
                 Err(_) => {
                     limits.count(Answer::RequestTimeout);
                     Ok(timed_out(timeout))

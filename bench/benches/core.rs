@@ -103,7 +103,7 @@ fn core(c: &mut Criterion) {
     c.bench_function("handle_known", |b| {
         b.iter(|| {
             seq += 1;
-            protocol::handle_known(agents::heartbeat(&uid, seq), &mut state, &config, &ctx)
+            protocol::handle_known(&mut agents::heartbeat(&uid, seq), &mut state, &config, &ctx)
         })
     });
 

@@ -36,43 +36,43 @@ impl Exchange {
     /// the header (`S` = `&str`), only a new agent's identity request copies it.
     pub(crate) async fn handle<S: AsRef<str> + Into<String>>(
         &self,
-        msg: AgentToServer,
+        msg: &mut AgentToServer,
         device_id: impl FnOnce() -> Option<Result<S, NonUtf8Header>>,
         peer: Peer,
     ) -> Outcome {
         let mut device_id = LazyHeader::new(device_id);
-        let msg = match self.registry.get(&msg.instance_uid) {
-            Some(slot) => match protocol::admit(&msg, true) {
+        if let Some(slot) = self.registry.get(&msg.instance_uid) {
+            match protocol::admit(msg, true) {
                 Admission::Respond(outcome) => return *outcome,
                 Admission::Known | Admission::Resolve => {
-                    match self.known(msg, slot, &mut device_id, &peer) {
-                        Ok(outcome) => return outcome,
-                        // Removed (disconnect, expiry) between lookup and lock: unknown now.
-                        Err(msg) => *msg,
+                    // None: removed (disconnect, expiry) between lookup and lock; unknown now.
+                    if let Some(outcome) = self.known(msg, slot, &mut device_id, &peer) {
+                        return outcome;
                     }
                 }
-            },
-            None => msg,
-        };
-        match protocol::admit(&msg, false) {
+            }
+        }
+        match protocol::admit(msg, false) {
             Admission::Respond(outcome) => *outcome,
             // Boxed: the rare new-agent path would otherwise make every request's future
             // (moved and boxed on each heartbeat) a kilobyte larger.
             Admission::Known | Admission::Resolve => {
                 let device_id = device_id.take().map(|read| read.map(Into::into));
-                Box::pin(self.new_agent(msg, device_id, peer)).await
+                Box::pin(self.new_agent(std::mem::take(msg), device_id, peer)).await
             }
         }
     }
 
-    /// A known agent. Gives the message back when the slot was removed meanwhile.
+    /// A known agent; `None`, the message untouched, when the slot was removed meanwhile.
+    /// The message is borrowed, not moved: it is a kilobyte or two, and this is every
+    /// heartbeat's path.
     fn known<F, S>(
         &self,
-        msg: AgentToServer,
+        msg: &mut AgentToServer,
         slot: Arc<Slot>,
         device_id: &mut LazyHeader<F, S>,
         peer: &Peer,
-    ) -> Result<Outcome, Box<AgentToServer>>
+    ) -> Option<Outcome>
     where
         F: FnOnce() -> Option<Result<S, NonUtf8Header>>,
         S: AsRef<str>,
@@ -81,7 +81,7 @@ impl Exchange {
         let outcome = {
             let mut inner = slot.lock();
             if inner.gone {
-                return Err(Box::new(msg));
+                return None;
             }
             let bound = inner.device_id.as_deref();
             if let Err(refusal) =
@@ -89,7 +89,7 @@ impl Exchange {
             {
                 self.metrics.resolution_failure(refusal.answer.label());
                 tracing::debug!(uid = %uid_display(&msg.instance_uid), "message refused: instance_uid is bound to another device id");
-                return Ok(refusal);
+                return Some(refusal);
             }
             let bound = &inner.state.binding.peer;
             let alive = match bound {
@@ -105,7 +105,7 @@ impl Exchange {
             ) {
                 self.metrics.resolution_failure(refusal.answer.label());
                 tracing::warn!(uid = %uid_display(&msg.instance_uid), ?peer, "message refused: instance_uid is bound to another peer");
-                return Ok(*refusal);
+                return Some(*refusal);
             }
             let config = self.config.workload_config(&inner.state.workload_key);
             let outcome = protocol::handle_known(msg, &mut inner.state, &config, &ctx);
@@ -121,7 +121,7 @@ impl Exchange {
             tracing::info!(uid = %uid_display(uid), "agent disconnected");
             self.hand_over(&gone);
         }
-        Ok(outcome)
+        Some(outcome)
     }
 
     /// A new agent: resolve its identity (async, no lock held), check it against its

@@ -226,10 +226,12 @@ impl InProcess {
     /// `X-Odigos-DeviceId` header, and is called only when the message needs it.
     pub async fn handle(
         &self,
-        msg: AgentToServer,
+        mut msg: AgentToServer,
         device_id: impl FnOnce() -> Option<Result<String, NonUtf8Header>>,
     ) -> Outcome {
-        self.exchange.handle(msg, device_id, Peer::Unknown).await
+        self.exchange
+            .handle(&mut msg, device_id, Peer::Unknown)
+            .await
     }
 }
 

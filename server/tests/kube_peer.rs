@@ -141,7 +141,17 @@ async fn tcp_agents_are_known_by_their_pod_ip() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     let victim = instance_name("web-a", "app", 7);
     assert_eq!(verification_label(&api, &victim).await, "verified");
-    let before = api.get(&victim).await.expect("web-a's resource");
+    // The status is its own write, after the object's: wait for it, or "unchanged" below
+    // would compare against a resource still being written.
+    let before = eventually(
+        Duration::from_secs(15),
+        "web-a's resource has its healthy status",
+        || async {
+            let object = api.get(&victim).await.ok()?;
+            (object.data["status"]["healthy"] == json!(true)).then_some(object)
+        },
+    )
+    .await;
 
     // From web-b's address, claiming web-a (the same process, or another): refused, and
     // nothing created or changed.

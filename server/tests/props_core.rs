@@ -315,8 +315,8 @@ proptest! {
                 SeqStep::Jump(n) => last.wrapping_add(n),
                 SeqStep::Raw(n) => n,
             };
-            let msg = AgentToServer { instance_uid: UID.to_vec(), sequence_num: seq, ..Default::default() };
-            let outcome = protocol::handle_known(msg, &mut state, &config, &ctx(i as u64 + 1));
+            let mut msg = AgentToServer { instance_uid: UID.to_vec(), sequence_num: seq, ..Default::default() };
+            let outcome = protocol::handle_known(&mut msg, &mut state, &config, &ctx(i as u64 + 1));
             let asked = outcome.response.flags & ServerToAgentFlags::ReportFullState as u64 != 0;
             let gap = seq != last.wrapping_add(1) && seq != last;
             prop_assert_eq!(asked, gap, "seq {} after {}", seq, last);
@@ -341,7 +341,7 @@ proptest! {
         for (i, report) in reports.into_iter().enumerate() {
             let health = report.health.map(|(healthy, status)| ComponentHealth { healthy, status, ..Default::default() });
             let status = report.hash.map(|hash| RemoteConfigStatus { last_remote_config_hash: hash, ..Default::default() });
-            let msg = AgentToServer {
+            let mut msg = AgentToServer {
                 instance_uid: UID.to_vec(),
                 sequence_num: i as u64 + 1,
                 agent_description: report.description.as_deref().map(description),
@@ -350,7 +350,7 @@ proptest! {
                 ..Default::default()
             };
             let before = (state.description.clone(), state.health.clone());
-            let outcome = protocol::handle_known(msg, &mut state, &config, &ctx(i as u64 + 1));
+            let outcome = protocol::handle_known(&mut msg, &mut state, &config, &ctx(i as u64 + 1));
             if let Some(d) = report.description.as_deref().map(description) {
                 want_description = d;
             }
@@ -380,13 +380,13 @@ fn resending_a_description_with_a_nan_attribute_writes_nothing() {
         .push(kv("sampling.ratio", Value::DoubleValue(f64::NAN)));
     let config = std::sync::Arc::new(WorkloadConfig::default());
     let send = |state: &mut AgentState, seq: u64| {
-        let msg = AgentToServer {
+        let mut msg = AgentToServer {
             instance_uid: UID.to_vec(),
             sequence_num: seq,
             agent_description: Some(nan.clone()),
             ..Default::default()
         };
-        protocol::handle_known(msg, state, &config, &ctx(seq))
+        protocol::handle_known(&mut msg, state, &config, &ctx(seq))
             .effects
             .len()
     };

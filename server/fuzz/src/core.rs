@@ -137,7 +137,7 @@ impl World {
         self.last_seq.insert(uid, seq);
     }
 
-    fn known(&mut self, msg: AgentToServer, ctx: &Context<'_>) -> Outcome {
+    fn known(&mut self, mut msg: AgentToServer, ctx: &Context<'_>) -> Outcome {
         let uid = msg.instance_uid.clone();
         let before = self.agents.get(&uid).expect("known agent").clone();
         let config = self.config_of(&before.workload_key);
@@ -149,7 +149,7 @@ impl World {
         let seq = msg.sequence_num;
         let disconnect = msg.agent_disconnect.is_some();
         let state = self.agents.get_mut(&uid).expect("known agent");
-        let outcome = protocol::handle_known(msg, state, &config, ctx);
+        let outcome = protocol::handle_known(&mut msg, state, &config, ctx);
 
         assert!(
             outcome.answer.is_ok(),

@@ -280,7 +280,7 @@ pub fn handle_new(
 
 /// A message from a known agent: sequence check, merge, disconnect, config resend rule.
 pub fn handle_known(
-    mut msg: AgentToServer,
+    msg: &mut AgentToServer,
     state: &mut AgentState,
     config: &Arc<WorkloadConfig>,
     ctx: &Context<'_>,
@@ -296,7 +296,7 @@ pub fn handle_known(
         response.flags |= ServerToAgentFlags::ReportFullState as u64;
     }
 
-    let changes = state.merge(&mut msg, ctx.now);
+    let changes = state.merge(msg, ctx.now);
 
     if msg.agent_disconnect.is_some() {
         let effects = disconnect_effects(state, changes, ctx.now);

@@ -3,7 +3,6 @@
 
 use std::io::Read;
 
-use axum::body::Body;
 use axum::http::HeaderMap;
 use axum::http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
 use bytes::Bytes;
@@ -23,10 +22,20 @@ pub(crate) enum BodyError {
     Read(String),
 }
 
+/// A request body as the listeners and the router hand it over.
+pub(crate) trait RequestBody:
+    hyper::body::Body<Data = Bytes, Error: Into<BoxError>> + Send
+{
+}
+
+impl<B> RequestBody for B where B: hyper::body::Body<Data = Bytes, Error: Into<BoxError>> + Send {}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Read the whole body, decompressing gzip, holding at most `limit` bytes of content.
 pub(crate) async fn read(
     headers: &HeaderMap,
-    body: Body,
+    body: impl RequestBody,
     limit: usize,
 ) -> Result<Bytes, BodyError> {
     let gzip = match headers

@@ -73,7 +73,7 @@ impl serve::Routes for AgentRoutes {
             if direct {
                 // Boxed: the handler's state is kilobytes, and the layers above (timeout,
                 // hyper's dispatcher) would otherwise copy it each time they move it.
-                Box::pin(self.service.opamp(request.map(Body::new), peer)).await
+                Box::pin(self.service.opamp(request, peer)).await
             } else {
                 self.router.answer(request, peer).await
             }
@@ -92,8 +92,13 @@ async fn opamp(State(service): State<Arc<AgentService>>, request: Request) -> Re
 }
 
 impl AgentService {
-    /// One `POST /v1/opamp`, timed and counted.
-    async fn opamp(&self, request: Request, peer: Peer) -> Response {
+    /// One `POST /v1/opamp`, timed and counted. Generic over the body: hyper's own from a
+    /// connection (not boxed again), axum's from the router.
+    async fn opamp<B: body::RequestBody>(
+        &self,
+        request: axum::http::Request<B>,
+        peer: Peer,
+    ) -> Response {
         let started = Instant::now();
         let (parts, body) = request.into_parts();
         let (answer, response) = self.answer(&parts.headers, body, peer).await;
@@ -101,7 +106,12 @@ impl AgentService {
         response
     }
 
-    async fn answer(&self, headers: &HeaderMap, body: Body, peer: Peer) -> (Answer, Response) {
+    async fn answer<B: body::RequestBody>(
+        &self,
+        headers: &HeaderMap,
+        body: B,
+        peer: Peer,
+    ) -> (Answer, Response) {
         if !negotiation::is_protobuf(headers) {
             let text = format!("unsupported Content-Type: expected {PROTOBUF}");
             return text_answer(Answer::UnsupportedMediaType, text);
@@ -120,7 +130,11 @@ impl AgentService {
             }
         };
         let outcome = match AgentToServer::decode(bytes) {
-            Ok(msg) => self.exchange.handle(msg, || device_id(headers), peer).await,
+            Ok(mut msg) => {
+                self.exchange
+                    .handle(&mut msg, || device_id(headers), peer)
+                    .await
+            }
             Err(error) => protocol::undecodable(&error.to_string()),
         };
         (outcome.answer, self.encode(outcome, headers))

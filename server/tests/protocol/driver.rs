@@ -73,7 +73,7 @@ impl Driver {
     }
 
     /// Send and return only the outcome (for assertions beside snapshots).
-    pub fn outcome(&mut self, msg: AgentToServer) -> Outcome {
+    pub fn outcome(&mut self, mut msg: AgentToServer) -> Outcome {
         let ctx = Context {
             node_name: "node-1",
             now: self.now,
@@ -86,7 +86,7 @@ impl Driver {
             Admission::Respond(outcome) => *outcome,
             Admission::Known => {
                 let state = self.state.as_mut().expect("known agent has state");
-                protocol::handle_known(msg, state, &self.shared, &ctx)
+                protocol::handle_known(&mut msg, state, &self.shared, &ctx)
             }
             Admission::Resolve => {
                 let device = self.device_id.clone().map(Ok);

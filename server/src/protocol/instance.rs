@@ -225,15 +225,19 @@ pub fn instance_key(state: &AgentState) -> InstanceKey {
     }
 }
 
-/// Attributes with an empty key are dropped: the CRD requires `minLength: 1`.
+/// Attributes with an empty key are dropped: the CRD requires `minLength: 1`. Sized
+/// exactly: a record lives as long as its agent (collecting a filter would reserve 8 for 6).
 fn attributes(kvs: &[KeyValue]) -> Vec<Attribute> {
-    kvs.iter()
-        .filter(|kv| !kv.key.is_empty())
-        .map(|kv| Attribute {
-            key: kv.key.clone(),
-            value: stringify(kv.value.as_ref()),
-        })
-        .collect()
+    let mut out = Vec::with_capacity(kvs.iter().filter(|kv| !kv.key.is_empty()).count());
+    out.extend(
+        kvs.iter()
+            .filter(|kv| !kv.key.is_empty())
+            .map(|kv| Attribute {
+                key: kv.key.clone(),
+                value: stringify(kv.value.as_ref()),
+            }),
+    );
+    out
 }
 
 /// Components sorted by name (the map is ordered). A JSON-object status becomes the

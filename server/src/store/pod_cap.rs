@@ -32,10 +32,7 @@ impl<R: PartialEq> PodCap<R> {
     pub fn written(&mut self, namespace: &str, pod: &str, resource: R) -> Option<R> {
         self.stamp += 1;
         let stamp = self.stamp;
-        let entries = self
-            .pods
-            .entry((namespace.to_owned(), pod.to_owned()))
-            .or_default();
+        let entries = self.entries(namespace, pod);
         match entries.iter_mut().find(|(_, r)| *r == resource) {
             Some(entry) => entry.0 = stamp,
             None => entries.push((stamp, resource)),
@@ -50,13 +47,18 @@ impl<R: PartialEq> PodCap<R> {
     /// `resource` of this pod exists already (found at start-up): it counts for the cap, as
     /// older than any written one.
     pub fn existing(&mut self, namespace: &str, pod: &str, resource: R) {
-        let entries = self
-            .pods
-            .entry((namespace.to_owned(), pod.to_owned()))
-            .or_default();
+        let entries = self.entries(namespace, pod);
         if !entries.iter().any(|(_, r)| *r == resource) {
             entries.push((0, resource));
         }
+    }
+
+    /// The resources of a pod, an empty list for a new one: room for one, as most pods run
+    /// one instrumented process (a first push would reserve four).
+    fn entries(&mut self, namespace: &str, pod: &str) -> &mut Vec<(u64, R)> {
+        self.pods
+            .entry((namespace.to_owned(), pod.to_owned()))
+            .or_insert_with(|| Vec::with_capacity(1))
     }
 
     /// `resource` is gone; of `pod` when known, else looked for in every pod.

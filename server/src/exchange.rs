@@ -113,8 +113,10 @@ impl Exchange {
             inner.gone = outcome.forget;
             outcome
         };
+        let mut outcome = outcome;
+        let effects = std::mem::take(&mut outcome.effects);
         let uid = &outcome.response.instance_uid;
-        self.apply(uid, &outcome.effects);
+        self.apply(uid, effects);
         if outcome.forget {
             let gone = slot.lock().state.clone();
             self.registry.remove(uid, &slot);
@@ -154,7 +156,7 @@ impl Exchange {
             workload: identity.workload.clone(),
         };
         let config = self.config.workload_config(&workload_key);
-        let (outcome, state) =
+        let (mut outcome, state) =
             protocol::handle_new(msg, identity, binding, &config, &self.context());
         let Some(state) = state else {
             return outcome;
@@ -167,7 +169,8 @@ impl Exchange {
             Ok(_) => {
                 tracing::info!(%uid, %pod, verification, "agent connected");
                 self.metrics.new_agent(verification);
-                self.apply(&outcome.response.instance_uid, &outcome.effects);
+                let effects = std::mem::take(&mut outcome.effects);
+                self.apply(&outcome.response.instance_uid, effects);
             }
             // A concurrent first message of the same uid won; its state stays and this
             // answer (the same full config) is still right.
@@ -252,7 +255,7 @@ impl Exchange {
         let expired = self.registry.sweep(Instant::now(), stale_after);
         for state in &expired {
             tracing::info!(uid = %uid_display(&state.instance_uid), "agent expired: no message within {stale_after:?}");
-            self.apply(&state.instance_uid, &protocol::expire(state));
+            self.apply(&state.instance_uid, protocol::expire(state));
             self.hand_over(state);
         }
         expired.len()
@@ -274,14 +277,14 @@ impl Exchange {
             (inner.state.instance_uid.clone(), record)
         };
         tracing::info!(uid = %uid_display(&uid), resource = %record.name, "agent takes over the resource of the agent it waited for");
-        self.apply(&uid, &[Effect::WriteInstance(Box::new(record))]);
+        self.apply(&uid, vec![Effect::WriteInstance(Box::new(record))]);
     }
 
     /// The store effects of agent `uid`'s message; none while it waits for a live holder
-    /// of its resource.
-    fn apply(&self, uid: &[u8], effects: &[Effect]) {
+    /// of its resource. Taken by value: the records move into the store, not copied.
+    fn apply(&self, uid: &[u8], effects: Vec<Effect>) {
         for effect in effects {
-            let key = match effect {
+            let key = match &effect {
                 Effect::WriteInstance(record) => &record.key,
                 Effect::DeleteInstance(key) => key,
             };
@@ -291,11 +294,11 @@ impl Exchange {
             match effect {
                 Effect::WriteInstance(record) => {
                     self.metrics.store_write("apply");
-                    self.store.apply(InstanceRecord::clone(record));
+                    self.store.apply(*record);
                 }
                 Effect::DeleteInstance(key) => {
                     self.metrics.store_write("delete");
-                    self.store.delete(key);
+                    self.store.delete(&key);
                 }
             }
         }

@@ -223,7 +223,8 @@ impl InProcess {
     }
 
     /// One decoded message, as the router hands it on; `device_id` reads the
-    /// `X-Odigos-DeviceId` header, and is called only when the message needs it.
+    /// `X-Odigos-DeviceId` header, and is called only when the message needs it. The
+    /// outcome's effects are applied to the store on the way, and so come back empty.
     pub async fn handle(
         &self,
         mut msg: AgentToServer,

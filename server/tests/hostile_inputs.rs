@@ -101,7 +101,7 @@ async fn ten_thousand_attributes_or_a_1_mib_value_are_400_and_nothing_is_kept() 
     let agents = t.server.agents();
     assert_eq!(agents.len(), 1, "only the agent that registered small");
     assert!(
-        agents[0].description.identifying_attributes.len() < 20,
+        agents[0].description.decode().identifying_attributes.len() < 20,
         "its later oversized description was not merged"
     );
     normal_agent_is_served(t.server.agent_addr(), 6).await;

@@ -360,7 +360,7 @@ proptest! {
             if status.is_some() {
                 want_status = status;
             }
-            prop_assert_eq!(&state.description, &want_description);
+            prop_assert_eq!(&state.description.decode(), &want_description);
             prop_assert_eq!(&state.health, &want_health);
             prop_assert_eq!(&state.remote_config_status, &want_status);
             let changed = before != (state.description.clone(), state.health.clone());

@@ -158,8 +158,11 @@ impl World {
         assert_eq!(state.last_sequence_num, seq);
         // Status compression: a sub-message left out keeps its stored value.
         // Compared encoded: a NaN attribute is not equal to itself.
-        let expected = carried.0.unwrap_or_else(|| before.description.clone());
-        assert_eq!(state.description.encode_to_vec(), expected.encode_to_vec());
+        let expected = carried.0.map_or_else(
+            || before.description.encoded().to_vec(),
+            |d| d.encode_to_vec(),
+        );
+        assert_eq!(state.description.encoded(), &expected[..]);
         assert_eq!(state.health, carried.1.or_else(|| before.health.clone()));
         assert_eq!(
             state.remote_config_status,
@@ -207,8 +210,7 @@ impl World {
                 }
             }
         }
-        let changed = state.description.encode_to_vec() != before.description.encode_to_vec()
-            || state.health != before.health;
+        let changed = state.description != before.description || state.health != before.health;
         if !disconnect {
             assert_eq!(
                 !outcome.effects.is_empty(),

@@ -191,11 +191,12 @@ impl InstanceRecord {
     /// The record for an agent's current state; `now` stamps statuses without a time.
     pub fn from_state(state: &AgentState, now: SystemTime) -> Self {
         let key = instance_key(state);
+        let description = state.description.decode();
         let health = state.health.as_ref();
         let status_time = health.map_or(now, |h| time_or(h.status_time_unix_nano, now));
         let status = InstanceStatus {
-            identifying_attributes: attributes(&state.description.identifying_attributes),
-            non_identifying_attributes: attributes(&state.description.non_identifying_attributes),
+            identifying_attributes: attributes(&description.identifying_attributes),
+            non_identifying_attributes: attributes(&description.non_identifying_attributes),
             healthy: health.map(|h| h.healthy),
             message: health.and_then(|h| non_empty(&h.last_error)).map(truncate),
             reason: health.and_then(|h| non_empty(&h.status)),

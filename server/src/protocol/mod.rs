@@ -32,7 +32,7 @@ use sha2::{Digest, Sha256};
 
 pub use instance::{InstanceKey, InstanceRecord};
 pub use outcome::{Answer, Effect, Outcome, SERVER_CAPABILITIES, ack};
-pub use state::{AgentState, Binding, Changes, OfferedConfig};
+pub use state::{AgentState, Binding, Changes, OfferedConfig, StoredDescription};
 
 use crate::config_source::{WorkloadConfig, WorkloadKey};
 use crate::identity::{IdentityRequest, NonUtf8Header, Peer, ResolvedIdentity};
@@ -224,11 +224,7 @@ pub fn handle_new(
     ctx: &Context<'_>,
 ) -> (Outcome, Option<AgentState>) {
     let uid = std::mem::take(&mut msg.instance_uid);
-    let mut description = msg.agent_description.take().unwrap_or_default();
-    // Decoding grows these by doubling; kept for the agent's lifetime, trimmed they save
-    // ~200 bytes per agent.
-    description.identifying_attributes.shrink_to_fit();
-    description.non_identifying_attributes.shrink_to_fit();
+    let description = msg.agent_description.take().unwrap_or_default();
     let attrs = &description.identifying_attributes;
     let (Some(pid), Some(language)) = (
         attributes::pid(attrs),
@@ -257,7 +253,7 @@ pub fn handle_new(
         capabilities: msg.capabilities,
         last_sequence_num: msg.sequence_num,
         last_message_time: ctx.now,
-        description,
+        description: StoredDescription::new(&description),
         health: msg.health.take(),
         remote_config_status: msg.remote_config_status.take(),
         last_sent_hash: Some(remote_config.config_hash.clone()),

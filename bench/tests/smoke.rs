@@ -288,10 +288,12 @@ async fn the_node_phase_measures_a_node_and_writes_nothing_for_heartbeats() {
     );
     assert!(r.cpu_secs >= 0.0 && r.window_polls > 0, "{}", context());
 
-    // Start-up: the pod and config watches listed and opened, then one object and one or
-    // two status writes per agent; the window: heartbeats only, so nothing written.
+    // Start-up: the pod and config watches opened (listed first on API servers without
+    // streaming lists; v1.37 streams their initial state, so no LIST), the resync's LIST of
+    // the node's instances, then one object and one or two status writes per agent; the
+    // window: heartbeats only, so nothing written.
     let s = &r.startup;
-    assert!(s.lists >= 2 && s.watches_opened >= 2, "{}", context());
+    assert!(s.lists >= 1 && s.watches_opened >= 2, "{}", context());
     assert!(
         (NODE_AGENTS as u64 * 2..=NODE_AGENTS as u64 * 3).contains(&s.writes),
         "{}",

@@ -182,17 +182,17 @@ pub fn down() -> Result<()> {
 fn down_quietly() -> Result<bool> {
     let state = read_state();
     if let Some(state) = &state {
+        let mut killed = Vec::new();
         for (pid, exe) in state.processes() {
             if is_ours(pid, exe) {
                 kill_group(pid);
+                killed.push(pid);
             }
         }
         let deadline = Instant::now() + STOP_TIMEOUT;
-        while state
-            .processes()
-            .iter()
-            .any(|(pid, exe)| is_ours(*pid, exe))
-        {
+        // Waits on the process table, not on `is_ours`: a dying process loses its `exe`
+        // link before it is gone, and "stopped" must mean gone.
+        while killed.iter().any(|pid| running(*pid)) {
             if Instant::now() >= deadline {
                 return Err(KubeError::Timeout {
                     what: "the background etcd and kube-apiserver exiting after SIGKILL".into(),
@@ -211,6 +211,17 @@ fn down_quietly() -> Result<bool> {
 
 fn print_env(state: &State) {
     println!("export KUBECONFIG={}", state.kubeconfig.display());
+}
+
+/// Whether `pid` exists and is not a zombie (which holds nothing but its table entry).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(") ")
+                .map(|(_, rest)| !rest.starts_with('Z'))
+        })
+        .unwrap_or(false)
 }
 
 fn exe_of(pid: u32) -> PathBuf {

@@ -672,13 +672,8 @@ impl Fleet {
             .flat_map(|lane| &lane.agents)
             .filter(|a| a.step != Step::Disconnect)
             .map(|a| {
-                InstanceKey {
-                    namespace: self.namespace.clone(),
-                    pod: a.id.pod(),
-                    container: CONTAINER.to_owned(),
-                    pid: a.id.pid(),
-                }
-                .resource_name()
+                InstanceKey::new(self.namespace.as_str(), a.id.pod(), CONTAINER, a.id.pid())
+                    .resource_name()
             })
             .collect()
     }

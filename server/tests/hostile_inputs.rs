@@ -144,12 +144,7 @@ async fn a_thousand_concurrent_new_agents_are_all_served() {
 const VICTIM: &[u8] = b"0192f1e4-7c3a-7b8e-9d2f-00000000v1c7";
 
 fn victim_key() -> InstanceKey {
-    InstanceKey {
-        namespace: "shop".into(),
-        pod: "victim-pod".into(),
-        container: "app".into(),
-        pid: 4242,
-    }
+    InstanceKey::new("shop", "victim-pod", "app", 4242)
 }
 
 /// A first message claiming `pod` (container `app`, pid `pid`).
@@ -324,11 +319,7 @@ async fn a_new_uid_for_a_live_process_is_served_at_once_and_takes_the_resource_w
         identity(),
     )
     .await;
-    let key = InstanceKey {
-        pod: "restarts".into(),
-        pid: 1,
-        ..victim_key()
-    };
+    let key = InstanceKey::new("shop", "restarts", "app", 1);
     let status_of = |t: &TestServer| t.store.get(&key).and_then(|r| r.status.message);
     let mut c = Connection::tcp(t.server.agent_addr()).await;
     let old = c.post(&claim(b"before-exec", "restarts", 1), &[]).await;

@@ -44,13 +44,7 @@ impl NodeAgent {
 
     /// The name the server gives this agent's InstrumentationInstance.
     pub fn resource_name(self, namespace: &str) -> String {
-        InstanceKey {
-            namespace: namespace.to_owned(),
-            pod: self.pod(),
-            container: APP_CONTAINER.to_owned(),
-            pid: self.pid(),
-        }
-        .resource_name()
+        InstanceKey::new(namespace, self.pod(), APP_CONTAINER, self.pid()).resource_name()
     }
 
     fn first_message(self, uid: &[u8], namespace: &str) -> AgentToServer {

@@ -3,6 +3,9 @@
 //! The record is shaped like the custom resource (camelCase, `status` as in the CRD schema),
 //! so a Kubernetes store can send `status` as it is.
 
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use odigos_opamp_proto::opamp::proto::{ComponentHealth, KeyValue};
@@ -11,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::protocol::attributes::stringify;
+use crate::protocol::peer::Verification;
 use crate::protocol::state::AgentState;
 
 /// The CRD's limit on `message` fields, in characters.
@@ -20,17 +24,63 @@ pub const DETAILS_REASON: &str = "instrumentation.details";
 /// Kubernetes limit on object names (DNS subdomain).
 const MAX_NAME_LEN: usize = 253;
 
-/// Identifies one agent process: one resource per key.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+/// Identifies one agent process: one resource per key. The registry, its holder index, the
+/// store and the store's pod cap each keep an agent's key: shared, a copy is a reference
+/// count rather than three strings. Its parts are read through `Deref` (`key.pod`).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InstanceKey(Arc<KeyParts>);
+
+/// What an [`InstanceKey`] is made of.
+#[derive(Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct InstanceKey {
+pub struct KeyParts {
     pub namespace: String,
     pub pod: String,
     pub container: String,
     pub pid: i64,
 }
 
+impl Deref for InstanceKey {
+    type Target = KeyParts;
+
+    fn deref(&self) -> &KeyParts {
+        &self.0
+    }
+}
+
+impl fmt::Debug for InstanceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl Serialize for InstanceKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for InstanceKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        KeyParts::deserialize(deserializer).map(|parts| InstanceKey(Arc::new(parts)))
+    }
+}
+
 impl InstanceKey {
+    pub fn new(
+        namespace: impl Into<String>,
+        pod: impl Into<String>,
+        container: impl Into<String>,
+        pid: i64,
+    ) -> Self {
+        InstanceKey(Arc::new(KeyParts {
+            namespace: namespace.into(),
+            pod: pod.into(),
+            container: container.into(),
+            pid,
+        }))
+    }
+
     /// The resource name: `<pod>.<container>.<pid>`.
     ///
     /// Container names cannot contain dots, so the name is unambiguous (Odigos' own
@@ -167,7 +217,7 @@ pub struct InstanceStatus {
 }
 
 /// Everything needed to write one resource.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InstanceRecord {
     pub key: InstanceKey,
@@ -183,7 +233,8 @@ pub struct InstanceRecord {
     /// Label `ownerPodName`.
     pub owner_pod_name: String,
     /// Label `odigos.io/peer-verification`: `verified`, `unverified` or `not-checked`.
-    pub peer_verification: &'static str,
+    #[serde(deserialize_with = "verification_label")]
+    pub peer_verification: Label,
     pub status: InstanceStatus,
 }
 
@@ -216,14 +267,31 @@ impl InstanceRecord {
     }
 }
 
+/// One of a fixed set of words. An alias, not `&'static str` written out: serde's derive
+/// would take that for a string borrowed from the input and read records only from
+/// `'static` input.
+pub type Label = &'static str;
+
+/// `peer_verification` read back: one of [`Verification::label`]'s words.
+fn verification_label<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<&'static str, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    Verification::known_label(&text).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "unknown peer verification {text:?}: expected verified, unverified or not-checked"
+        ))
+    })
+}
+
 /// The key of an agent's resource.
 pub fn instance_key(state: &AgentState) -> InstanceKey {
-    InstanceKey {
-        namespace: state.identity.namespace.clone(),
-        pod: state.identity.pod_name.clone(),
-        container: state.identity.container.clone(),
-        pid: state.pid,
-    }
+    InstanceKey::new(
+        state.identity.namespace.as_str(),
+        state.identity.pod_name.as_str(),
+        state.identity.container.as_str(),
+        state.pid,
+    )
 }
 
 /// Attributes with an empty key are dropped: the CRD requires `minLength: 1`. Sized
@@ -315,12 +383,7 @@ pub fn rfc3339(time: SystemTime) -> String {
 /// Deployment `web`, with no health reported yet.
 #[cfg(test)]
 pub(crate) fn test_record(pod: &str, pid: i64) -> InstanceRecord {
-    let key = InstanceKey {
-        namespace: "ns".into(),
-        pod: pod.into(),
-        container: "app".into(),
-        pid,
-    };
+    let key = InstanceKey::new("ns", pod, "app", pid);
     InstanceRecord {
         name: key.resource_name(),
         container_name: "app".into(),
@@ -346,12 +409,7 @@ mod tests {
     use super::*;
 
     fn key(pod: &str, container: &str, pid: i64) -> InstanceKey {
-        InstanceKey {
-            namespace: "ns".into(),
-            pod: pod.into(),
-            container: container.into(),
-            pid,
-        }
+        InstanceKey::new("ns", pod, container, pid)
     }
 
     #[test]

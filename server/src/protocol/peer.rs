@@ -31,6 +31,9 @@ pub enum Verification {
     NotChecked,
 }
 
+/// The words of [`Verification::label`], in the order of its variants.
+const LABELS: [&str; 3] = ["verified", "unverified", "not-checked"];
+
 impl Verification {
     pub fn is_verified(&self) -> bool {
         matches!(self, Verification::Verified)
@@ -39,10 +42,15 @@ impl Verification {
     /// The word for `/agents`, metrics and the resource's label.
     pub fn label(&self) -> &'static str {
         match self {
-            Verification::Verified => "verified",
-            Verification::Unverified(_) => "unverified",
-            Verification::NotChecked => "not-checked",
+            Verification::Verified => LABELS[0],
+            Verification::Unverified(_) => LABELS[1],
+            Verification::NotChecked => LABELS[2],
         }
+    }
+
+    /// The label of `text`, when it is one of [`Self::label`]'s words.
+    pub fn known_label(text: &str) -> Option<&'static str> {
+        LABELS.into_iter().find(|label| *label == text)
     }
 }
 

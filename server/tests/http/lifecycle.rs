@@ -17,12 +17,7 @@ use crate::server::start;
 const FULL_STATE: u64 = ServerToAgentFlags::ReportFullState as u64;
 
 fn instance_key() -> InstanceKey {
-    InstanceKey {
-        namespace: "shop".into(),
-        pod: "coupon-7d9f8b6c5d-x2x9z".into(),
-        container: "app".into(),
-        pid: 4242,
-    }
+    InstanceKey::new("shop", "coupon-7d9f8b6c5d-x2x9z", "app", 4242)
 }
 
 #[tokio::test]

@@ -406,13 +406,7 @@ impl Agent {
 
 /// The resource name of an agent process.
 pub fn instance_name(pod: &str, container: &str, pid: i64) -> String {
-    odigos_opamp_server::protocol::InstanceKey {
-        namespace: String::new(),
-        pod: pod.into(),
-        container: container.into(),
-        pid,
-    }
-    .resource_name()
+    odigos_opamp_server::protocol::InstanceKey::new("", pod, container, pid).resource_name()
 }
 
 /// Report container `app` of `pod` as running with `container_id` (containerd), as the

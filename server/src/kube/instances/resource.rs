@@ -274,12 +274,7 @@ mod tests {
     use crate::protocol::instance::InstanceStatus;
 
     fn record() -> InstanceRecord {
-        let key = InstanceKey {
-            namespace: "shop".into(),
-            pod: "coupon-7d9f8b6c5d-x2x9z".into(),
-            container: "app".into(),
-            pid: 42,
-        };
+        let key = InstanceKey::new("shop", "coupon-7d9f8b6c5d-x2x9z", "app", 42);
         InstanceRecord {
             name: key.resource_name(),
             container_name: "app".into(),

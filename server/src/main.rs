@@ -129,10 +129,16 @@ struct Cli {
     #[arg(long, env = "ODIGOS_OPAMP_MAX_CONCURRENT_REQUESTS", default_value_t = settings::DEFAULT_MAX_CONCURRENT_REQUESTS)]
     max_concurrent_requests: usize,
 
-    /// Time a client has to send a request's headers, from when its connection is ready
-    /// for one; also closes idle keep-alive connections. Past it the connection is closed.
+    /// Time a client has to send a request's headers, from their first byte (from the
+    /// connection's start for its first request). Past it the connection is closed.
     #[arg(long, env = "ODIGOS_OPAMP_HEADER_READ_TIMEOUT", value_parser = parse_duration, default_value = "5s")]
     header_read_timeout: Duration,
+
+    /// Time a keep-alive connection may wait for its next request (or its client take an
+    /// answer) before it is closed. Keep it above the agents' poll interval: a connection
+    /// closed between two polls costs the next one a new connection.
+    #[arg(long, env = "ODIGOS_OPAMP_IDLE_TIMEOUT", value_parser = parse_duration, default_value = "75s")]
+    idle_timeout: Duration,
 
     /// Time a client has to send the body and get the answer, once the headers are in;
     /// past it: 408 and the connection is closed.
@@ -283,6 +289,7 @@ impl Cli {
             max_connections: self.max_connections,
             max_concurrent_requests: self.max_concurrent_requests,
             header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
             request_timeout: self.request_timeout,
             ..Settings::default()
         };

@@ -327,6 +327,7 @@ fn limits(settings: &Settings) -> Limits {
         connections: Arc::new(Semaphore::new(settings.max_connections)),
         requests: Arc::new(Semaphore::new(settings.max_concurrent_requests)),
         header_read_timeout: settings.header_read_timeout,
+        idle_timeout: settings.idle_timeout,
         request_timeout: settings.request_timeout,
         counter: None,
     }

@@ -26,10 +26,13 @@ pub const DEFAULT_MAX_AGENTS: usize = 1024;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Default cap on requests handled at once: bounds the bodies buffered at once.
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 16;
-/// Default time to send a request's headers; also how long an idle keep-alive connection
-/// stays open. Shorter than any agent's poll interval (10 s for Node, 30 s for the others)
-/// so an idle connection is never closed just as the next poll is sent on it.
+/// Default time to send a request's headers, from their first byte (slowloris).
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default time a keep-alive connection waits for its next request. More than twice the
+/// longest agent poll interval (10 s for Node, 30 s for the others), so an agent's
+/// connection outlives a missed poll, and a multiple of neither, so a late poll does not
+/// meet the server closing its connection.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 /// Default time to send the body and get the answer, once the headers are in.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -145,9 +148,10 @@ pub struct Settings {
     pub max_connections: usize,
     /// Requests handled at once per listener group; the others wait for their turn.
     pub max_concurrent_requests: usize,
-    /// Time to send a request's headers (slowloris); also closes idle keep-alive
-    /// connections.
+    /// Time to send a request's headers, from their first byte (slowloris).
     pub header_read_timeout: Duration,
+    /// Time a keep-alive connection may wait for its next request; past it, it is closed.
+    pub idle_timeout: Duration,
     /// Time to send the body and be answered; past it: 408 and the connection closed.
     pub request_timeout: Duration,
 }
@@ -171,6 +175,7 @@ impl Default for Settings {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
     }
@@ -212,6 +217,7 @@ impl Settings {
         }
         for (setting, value) in [
             ("header-read-timeout", self.header_read_timeout),
+            ("idle-timeout", self.idle_timeout),
             ("request-timeout", self.request_timeout),
             ("shutdown-timeout", self.shutdown_timeout),
         ] {
@@ -285,7 +291,7 @@ mod tests {
     #[test]
     fn every_bound_is_enforced() {
         type Change = fn(&mut Settings);
-        let cases: [(&str, Change); 12] = [
+        let cases: [(&str, Change); 13] = [
             ("max-concurrent-requests", |s| s.max_concurrent_requests = 0),
             ("max-agents", |s| s.max_agents = bounds::MAX_COUNT + 1),
             ("max-connections", |s| s.max_connections = 0),
@@ -297,6 +303,7 @@ mod tests {
                 s.heartbeat_interval = Duration::MAX
             }),
             ("request-timeout", |s| s.request_timeout = Duration::ZERO),
+            ("idle-timeout", |s| s.idle_timeout = Duration::ZERO),
             ("header-read-timeout", |s| {
                 s.header_read_timeout = Duration::from_secs(u64::MAX)
             }),

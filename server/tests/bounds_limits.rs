@@ -1,5 +1,5 @@
 //! The server's bounds (issue 8, part 3): the agent cap, the connection limit, the header
-//! read and request timeouts, the cap on concurrent requests, and their flags.
+//! read, idle and request timeouts, the cap on concurrent requests, and their flags.
 
 #[path = "support/client.rs"]
 mod client;
@@ -158,9 +158,12 @@ async fn connections_past_the_limit_get_503_and_are_closed() {
 }
 
 #[tokio::test]
-async fn idle_keep_alive_connections_are_closed_after_the_header_read_timeout() {
+async fn a_keep_alive_connection_outlives_the_header_read_timeout_and_ends_at_the_idle_timeout() {
+    let header_read_timeout = Duration::from_millis(300);
+    let idle_timeout = Duration::from_millis(1500);
     let t = start(Settings {
-        header_read_timeout: Duration::from_millis(500),
+        header_read_timeout,
+        idle_timeout,
         ..Settings::loopback()
     })
     .await;
@@ -170,17 +173,24 @@ async fn idle_keep_alive_connections_are_closed_after_the_header_read_timeout() 
     let request = "POST /v1/opamp HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-protobuf\r\n\
                    content-length: 0\r\n\r\n";
     stream.write_all(request.as_bytes()).await.expect("send");
-    let started = Instant::now();
+    // Idle between two requests for well over the header read timeout.
+    tokio::time::sleep(header_read_timeout * 3).await;
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("the connection is still open for a second request");
+    let second_sent = Instant::now();
     let mut all = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut all))
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut all))
         .await
         .expect("the idle connection is closed by the server")
         .expect("read");
-    assert!(String::from_utf8_lossy(&all).starts_with("HTTP/1.1 400"));
+    let closed_after = second_sent.elapsed();
+    let text = String::from_utf8_lossy(&all);
+    assert_eq!(text.matches("HTTP/1.1 400").count(), 2, "{text}");
     assert!(
-        started.elapsed() >= Duration::from_millis(400),
-        "{:?}",
-        started.elapsed()
+        closed_after >= idle_timeout.mul_f64(0.8),
+        "closed {closed_after:?} after the last request, before the idle timeout"
     );
 }
 
@@ -231,6 +241,7 @@ fn every_bound_has_a_flag_an_environment_variable_and_a_default() {
             "ODIGOS_OPAMP_HEADER_READ_TIMEOUT",
             "5s",
         ),
+        ("--idle-timeout", "ODIGOS_OPAMP_IDLE_TIMEOUT", "75s"),
         ("--request-timeout", "ODIGOS_OPAMP_REQUEST_TIMEOUT", "10s"),
         ("--max-body-bytes", "ODIGOS_OPAMP_MAX_BODY_BYTES", "4194304"),
     ] {
@@ -248,6 +259,7 @@ fn every_bound_has_a_flag_an_environment_variable_and_a_default() {
         ("--max-connections", "0"),
         ("--max-concurrent-requests", "0"),
         ("--header-read-timeout", "0s"),
+        ("--idle-timeout", "0s"),
         ("--request-timeout", "soon"),
     ] {
         let output = Command::new(BIN)

@@ -1,6 +1,7 @@
 //! The agent listener's HTTP surface (docs/protocol.md §2): `POST /v1/opamp` and nothing else.
 
 pub(crate) mod body;
+pub(crate) mod clock;
 pub(crate) mod negotiation;
 pub(crate) mod serve;
 

@@ -1,6 +1,7 @@
 //! Serving a router on a listener with the bounds a hostile client must not get past: a
-//! connection limit, a header read timeout (slowloris), a whole-request timeout (slow
-//! bodies) and a cap on requests handled at once (bodies buffered at once).
+//! connection limit, a header read timeout (slowloris) and an idle timeout between requests
+//! ([`super::clock`]), a whole-request timeout (slow bodies) and a cap on requests handled
+//! at once (bodies buffered at once).
 //!
 //! `axum::serve` offers none of these, so connections are served with hyper directly.
 
@@ -16,12 +17,13 @@ use axum::response::Response;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{Semaphore, watch};
 
+use super::clock::{Clocked, Deadlines, Requests};
 use super::text_response;
 use crate::identity::Peer;
 use crate::metrics::Metrics;
@@ -63,9 +65,11 @@ pub(crate) struct Limits {
     pub connections: Arc<Semaphore>,
     /// Requests handled at once; the others wait (within `request_timeout`).
     pub requests: Arc<Semaphore>,
-    /// Time to receive a request's headers, counted from when the connection is ready for
-    /// it: this also closes idle keep-alive connections.
+    /// Time to receive a request's headers, from their first byte (from the connection's
+    /// start for its first request).
     pub header_read_timeout: Duration,
+    /// Time a keep-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
     /// Time to receive the body and answer, once the headers are in.
     pub request_timeout: Duration,
     /// Where the refusals of this layer are counted (the agent listeners'; the admin
@@ -74,6 +78,13 @@ pub(crate) struct Limits {
 }
 
 impl Limits {
+    fn deadlines(&self) -> Deadlines {
+        Deadlines {
+            head: self.header_read_timeout,
+            idle: self.idle_timeout,
+        }
+    }
+
     fn count(&self, answer: Answer) {
         if let Some(metrics) = &self.counter {
             metrics.count(answer);
@@ -105,9 +116,8 @@ where
     let graceful = GracefulShutdown::new();
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
     let mut builder = http1::Builder::new();
+    // No hyper timer: its header timeout would also end idle connections; the clock does.
     builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(MAX_HEAD_BYTES)
         .keep_alive(true);
     loop {
@@ -127,8 +137,12 @@ where
         };
         // Who is calling, as the kernel says: read once, handed to every request.
         let peer = io.peer();
-        let connection =
-            builder.serve_connection(TokioIo::new(io), bounded(&routes, &limits, peer));
+        let requests = Arc::new(Requests::default());
+        let io = Clocked::new(io, Arc::clone(&requests), limits.deadlines());
+        let connection = builder.serve_connection(
+            TokioIo::new(io),
+            bounded(&routes, &limits, peer, requests),
+        );
         let connection = graceful.watch(connection);
         let limits = limits.clone();
         tokio::spawn(async move {
@@ -150,11 +164,13 @@ where
 }
 
 /// The routes behind the request bounds: a permit from `requests`, then the whole request
-/// (body and answer) within `request_timeout`, else 408 and the connection closed.
+/// (body and answer) within `request_timeout`, else 408 and the connection closed. Each
+/// request is counted in `in_progress`, the connection's clock.
 fn bounded<R: Routes>(
     routes: &R,
     limits: &Limits,
     peer: Peer,
+    in_progress: Arc<Requests>,
 ) -> impl hyper::service::Service<
     Request<Incoming>,
     Response = Response,
@@ -167,10 +183,12 @@ fn bounded<R: Routes>(
     let timeout = limits.request_timeout;
     let limits = limits.clone();
     service_fn(move |request: Request<Incoming>| {
+        let answering = in_progress.start();
         let answer = routes.clone().answer(request, peer.clone());
         let requests = Arc::clone(&requests);
         let limits = limits.clone();
         async move {
+            let _answering = answering;
             let work = async {
                 // Never closed, so the permit always comes.
                 let _permit = requests.acquire_owned().await;

@@ -254,15 +254,54 @@ impl InstanceRecord {
             last_status_time: rfc3339(status_time),
             components: health.map_or_else(Vec::new, |h| components(h, status_time)),
         };
+        let KeyNames {
+            name,
+            container_name,
+            owner_pod_name,
+        } = KeyNames::of(&key);
         InstanceRecord {
-            name: key.resource_name(),
-            container_name: state.identity.container.clone(),
+            name,
+            container_name,
             pod_uid: state.identity.pod_uid.clone(),
             instrumented_app: state.identity.workload.object_name(),
-            owner_pod_name: state.identity.pod_name.clone(),
+            owner_pod_name,
             peer_verification: state.binding.verification.label(),
             key,
             status,
+        }
+    }
+
+    /// Whether the record's names are the ones its key gives ([`KeyNames::of`]), as every
+    /// record [`Self::from_state`] makes has them: a store may then keep them unwritten.
+    pub fn names_follow_key(&self) -> bool {
+        let KeyNames {
+            name,
+            container_name,
+            owner_pod_name,
+        } = KeyNames::of(&self.key);
+        self.name == name
+            && self.container_name == container_name
+            && self.owner_pod_name == owner_pod_name
+    }
+}
+
+/// The fields of a record that follow from its key.
+#[derive(Debug, PartialEq, Eq)]
+pub struct KeyNames {
+    /// The resource name, [`InstanceKey::resource_name`].
+    pub name: String,
+    /// The key's container.
+    pub container_name: String,
+    /// The key's pod.
+    pub owner_pod_name: String,
+}
+
+impl KeyNames {
+    pub fn of(key: &InstanceKey) -> Self {
+        KeyNames {
+            name: key.resource_name(),
+            container_name: key.container.clone(),
+            owner_pod_name: key.pod.clone(),
         }
     }
 }

@@ -3,31 +3,100 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
+use serde::{Deserialize, Serialize};
+
 use super::{FlushFuture, InstanceStore, PodCap};
+use crate::protocol::instance::{InstanceStatus, KeyNames};
+use crate::protocol::peer::Verification;
 use crate::protocol::{InstanceKey, InstanceRecord};
 
 /// A record as the store keeps it: its JSON, as an API server would, in one allocation
 /// where the record takes some twenty-five (every attribute's key and value). The store
-/// holds every agent's record and reads them rarely (`GET /agents`).
+/// holds every agent's record and reads them rarely (`GET /agents`). The fields the map's
+/// key gives (the key and the names that follow from it, a fifth of the JSON) are left
+/// out, unless a record's names do not follow from its key (none the core makes).
 #[derive(Debug)]
-struct Kept(Box<[u8]>);
+enum Kept {
+    /// [`Unkeyed`]'s JSON.
+    Unkeyed(Box<[u8]>),
+    /// The whole record's JSON.
+    Whole(Box<[u8]>),
+}
+
+/// A record without what its key gives, as written.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Unkeyed<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pod_uid: Option<&'a str>,
+    instrumented_app: &'a str,
+    peer_verification: &'a str,
+    status: &'a InstanceStatus,
+}
+
+/// [`Unkeyed`] read back.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UnkeyedRead {
+    #[serde(default)]
+    pod_uid: Option<String>,
+    instrumented_app: String,
+    peer_verification: String,
+    status: InstanceStatus,
+}
 
 impl Kept {
     fn new(record: &InstanceRecord) -> Self {
         // Strings, numbers, booleans and lists: nothing in a record fails to serialize.
-        let json = serde_json::to_vec(record).expect("an instance record serializes");
-        Kept(json.into_boxed_slice())
+        let json = if record.names_follow_key() {
+            serde_json::to_vec(&Unkeyed {
+                pod_uid: record.pod_uid.as_deref(),
+                instrumented_app: &record.instrumented_app,
+                peer_verification: record.peer_verification,
+                status: &record.status,
+            })
+            .map(|json| Kept::Unkeyed(json.into_boxed_slice()))
+        } else {
+            serde_json::to_vec(record).map(|json| Kept::Whole(json.into_boxed_slice()))
+        };
+        json.expect("an instance record serializes")
     }
 
-    /// The record back. Written by `new` from the same type, so it reads back; a record
-    /// that did not would be a bug here, reported rather than taking the server down.
-    fn record(&self) -> Option<InstanceRecord> {
-        serde_json::from_slice(&self.0)
-            .inspect_err(
-                |error| tracing::error!(%error, "a kept instance record does not read back"),
-            )
-            .ok()
+    /// The record of `key` back. Written by `new` from the same types, so it reads back; a
+    /// record that did not would be a bug here, reported rather than taking the server down.
+    fn record(&self, key: &InstanceKey) -> Option<InstanceRecord> {
+        let read = match self {
+            Kept::Whole(json) => serde_json::from_slice(json).map_err(|e| e.to_string()),
+            Kept::Unkeyed(json) => serde_json::from_slice::<UnkeyedRead>(json)
+                .map_err(|e| e.to_string())
+                .and_then(|rest| with_key(key, rest)),
+        };
+        read.inspect_err(
+            |error| tracing::error!(%error, "a kept instance record does not read back"),
+        )
+        .ok()
     }
+}
+
+/// The record of `key` from the rest of it.
+fn with_key(key: &InstanceKey, rest: UnkeyedRead) -> Result<InstanceRecord, String> {
+    let peer_verification = Verification::known_label(&rest.peer_verification)
+        .ok_or_else(|| format!("unknown peer verification {:?}", rest.peer_verification))?;
+    let KeyNames {
+        name,
+        container_name,
+        owner_pod_name,
+    } = KeyNames::of(key);
+    Ok(InstanceRecord {
+        key: key.clone(),
+        name,
+        container_name,
+        pod_uid: rest.pod_uid,
+        instrumented_app: rest.instrumented_app,
+        owner_pod_name,
+        peer_verification,
+        status: rest.status,
+    })
 }
 
 #[derive(Debug, Default)]
@@ -51,7 +120,7 @@ impl MemoryStore {
     /// The record for `key`, if any.
     pub fn get(&self, key: &InstanceKey) -> Option<InstanceRecord> {
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.records.get(key).and_then(Kept::record)
+        inner.records.get(key).and_then(|kept| kept.record(key))
     }
 }
 
@@ -79,7 +148,11 @@ impl InstanceStore for MemoryStore {
 
     fn records(&self) -> Vec<InstanceRecord> {
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.records.values().filter_map(Kept::record).collect()
+        inner
+            .records
+            .iter()
+            .filter_map(|(key, kept)| kept.record(key))
+            .collect()
     }
 }
 
@@ -125,6 +198,10 @@ mod tests {
             reason: None,
             last_status_time: "2026-01-01T00:00:01Z".into(),
         }];
+        assert!(
+            matches!(Kept::new(&full), Kept::Unkeyed(_)),
+            "the key's fields are left out"
+        );
         let store = MemoryStore::new();
         store.apply(full.clone());
         assert_eq!(store.get(&full.key), Some(full.clone()));
@@ -133,6 +210,16 @@ mod tests {
             store.apply(full.clone());
             assert_eq!(store.records(), vec![full.clone()]);
         }
+    }
+
+    #[test]
+    fn a_record_whose_names_do_not_follow_its_key_is_kept_whole() {
+        let mut odd = record("web-1", 7);
+        odd.owner_pod_name = "web-0".into();
+        assert!(!odd.names_follow_key());
+        let store = MemoryStore::new();
+        store.apply(odd.clone());
+        assert_eq!(store.get(&odd.key), Some(odd));
     }
 
     #[test]

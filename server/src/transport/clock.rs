@@ -244,16 +244,27 @@ mod tests {
         idle: Duration::from_secs(75),
     };
 
-    fn clocked() -> (Clocked<tokio::io::DuplexStream>, tokio::io::DuplexStream, Arc<Requests>) {
+    fn clocked() -> (
+        Clocked<tokio::io::DuplexStream>,
+        tokio::io::DuplexStream,
+        Arc<Requests>,
+    ) {
         let (server, client) = duplex(64);
         let requests = Arc::new(Requests::default());
-        (Clocked::new(server, Arc::clone(&requests), DEADLINES), client, requests)
+        (
+            Clocked::new(server, Arc::clone(&requests), DEADLINES),
+            client,
+            requests,
+        )
     }
 
     async fn read_fails_after(io: &mut Clocked<tokio::io::DuplexStream>) -> (Duration, io::Error) {
         let started = Instant::now();
         let mut byte = [0u8; 1];
-        let error = io.read(&mut byte).await.expect_err("the deadline ends the read");
+        let error = io
+            .read(&mut byte)
+            .await
+            .expect_err("the deadline ends the read");
         (started.elapsed(), error)
     }
 
@@ -317,7 +328,10 @@ mod tests {
         drop(requests.start());
         let started = Instant::now();
         // The duplex holds 64 bytes; the client never reads them.
-        let error = io.write_all(&[0u8; 1024]).await.expect_err("stalled write ends");
+        let error = io
+            .write_all(&[0u8; 1024])
+            .await
+            .expect_err("stalled write ends");
         assert_eq!(started.elapsed(), DEADLINES.idle);
         assert_eq!(error.kind(), io::ErrorKind::TimedOut);
     }

@@ -117,9 +117,7 @@ where
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
     let mut builder = http1::Builder::new();
     // No hyper timer: its header timeout would also end idle connections; the clock does.
-    builder
-        .max_buf_size(MAX_HEAD_BYTES)
-        .keep_alive(true);
+    builder.max_buf_size(MAX_HEAD_BYTES).keep_alive(true);
     loop {
         let (io, _peer) = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -139,10 +137,8 @@ where
         let peer = io.peer();
         let requests = Arc::new(Requests::default());
         let io = Clocked::new(io, Arc::clone(&requests), limits.deadlines());
-        let connection = builder.serve_connection(
-            TokioIo::new(io),
-            bounded(&routes, &limits, peer, requests),
-        );
+        let connection =
+            builder.serve_connection(TokioIo::new(io), bounded(&routes, &limits, peer, requests));
         let connection = graceful.watch(connection);
         let limits = limits.clone();
         tokio::spawn(async move {

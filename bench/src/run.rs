@@ -135,6 +135,7 @@ pub async fn run(config: &RunConfig) -> Result<Report, RunError> {
                 &config.node,
                 &binary.path,
                 &binary.build,
+                &config.binaries.bare_hyper,
                 &config.work_dir.join("node"),
             )
             .await?,

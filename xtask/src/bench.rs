@@ -57,7 +57,8 @@ pub struct BenchArgs {
     /// Only the Kubernetes store phase, not recorded: `--servers kube --no-record`.
     #[arg(long, conflicts_with_all = ["servers", "node_only"])]
     pub kube_only: bool,
-    /// Only the node phase (about 12 minutes); it records its own block of BENCHMARKS.md
+    /// Only the node phase (about 25 minutes: each agent count on our server, then on bare
+    /// hyper as its floor); it records its own block of BENCHMARKS.md
     /// and bench/results/node.{json,md} unless --no-record.
     #[arg(long, conflicts_with = "servers")]
     pub node_only: bool,

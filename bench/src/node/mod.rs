@@ -8,6 +8,8 @@
 //! their own connections; once every agent's InstrumentationInstance is written (the bench
 //! LISTs them, its own LISTs not counted), a window of a few minutes is measured: the
 //! server's CPU and memory from `/proc`, its API requests from the API server ([`api`]).
+//! Then the same agents poll bare hyper (a fixed answer, no state, no cluster) for as long:
+//! the floor this machine charges for the HTTP exchanges alone, beside our figure.
 
 pub mod api;
 pub mod pods;
@@ -26,9 +28,10 @@ use xtask::kube::ControlPlane;
 
 use self::api::Snapshot;
 use self::pollers::{NodeAgent, Pollers};
-use self::report::{NodeParams, NodeReport, NodeRun};
+use self::report::{Floor, NodeParams, NodeReport, NodeRun};
 use crate::client::Connection;
-use crate::procfs::{ProcError, Process};
+use crate::fleet::Expect;
+use crate::procfs::{CpuTimes, ProcError, Process};
 use crate::servers::{ServerError, ServerKind, ServerProcess, free_port};
 
 /// The label our server puts on the resources it writes.
@@ -70,11 +73,13 @@ pub enum NodeBenchError {
     },
 }
 
-/// Run the phase with `server` (our binary; `build` names its profile for the report).
+/// Run the phase with `server` (our binary; `build` names its profile for the report), and
+/// `bare_hyper` for the floor.
 pub async fn run(
     params: &NodeParams,
     server: &Path,
     build: &str,
+    bare_hyper: &Path,
     work_dir: &Path,
 ) -> Result<NodeReport, NodeBenchError> {
     std::fs::create_dir_all(work_dir).map_err(|source| NodeBenchError::Io {
@@ -91,7 +96,13 @@ pub async fn run(
             "bench: node: {agents} agents, {} pods, polls every {} s ...",
             params.pods, params.poll_secs
         );
-        let run = one_node(&plane, params, agents, server, work_dir).await?;
+        let mut run = one_node(&plane, params, agents, server, work_dir).await?;
+        let floor = floor(params, agents, bare_hyper, work_dir).await?;
+        eprintln!(
+            "bench: node: {agents} agents on bare hyper: {:.2} s CPU in {:.0} s",
+            floor.cpu_secs, floor.window_secs
+        );
+        run.floor = Some(floor);
         eprintln!(
             "bench: node: {agents} agents: ready in {:.0} ms, RSS {:.1} MiB (peak {:.1}), \
              {:.2} s CPU in {:.0} s, {} API requests in the window",
@@ -159,7 +170,13 @@ async fn one_node(
         .iter()
         .map(|a| a.resource_name(&namespace))
         .collect();
-    let pollers = Pollers::start(server.addr(), &agent_list, &namespace, interval);
+    let pollers = Pollers::start(
+        server.addr(),
+        &agent_list,
+        &namespace,
+        interval,
+        Expect::OpAmp,
+    );
     let registering = Instant::now();
     let mut own_lists = 0u64;
     let registered = async {
@@ -178,20 +195,9 @@ async fn one_node(
     let startup = api::between(&before_start, &before, own_lists);
 
     let counters = std::sync::Arc::clone(&pollers.counters);
-    let (polls, connections) = (
-        counters.polls.load(Ordering::Relaxed),
-        counters.connections.load(Ordering::Relaxed),
-    );
-    let (cpu, generator) = (process.cpu_times()?, Process::Current.cpu_time()?);
-    let window_started = Instant::now();
-    tokio::time::sleep(Duration::from_secs_f64(params.window_secs.max(0.0))).await;
+    let window = Window::measure(&process, &pollers, params.window_secs).await?;
     let after = Snapshot::take(plane).await?;
-    let window_secs = window_started.elapsed().as_secs_f64();
-    let cpu = process.cpu_times()?.since(cpu);
-    let generator = Process::Current.cpu_time()?.saturating_sub(generator);
     let memory = process.memory()?;
-    let window_polls = counters.polls.load(Ordering::Relaxed) - polls;
-    let window_connections = counters.connections.load(Ordering::Relaxed) - connections;
     pollers.stop().await;
     if !server.is_running() {
         return Err(NodeBenchError::ServerFailed(
@@ -205,15 +211,15 @@ async fn one_node(
         agents,
         ready_ms,
         registered_secs,
-        window_secs,
-        window_polls,
-        window_connections,
+        window_secs: window.secs,
+        window_polls: window.polls,
+        window_connections: window.connections,
         rss_mib: mib(memory.rss_bytes),
         peak_rss_mib: mib(memory.peak_rss_bytes),
-        cpu_secs: (cpu.user + cpu.system).as_secs_f64(),
-        cpu_system_secs: cpu.system.as_secs_f64(),
+        cpu_secs: window.cpu_secs(),
+        cpu_system_secs: window.cpu.system.as_secs_f64(),
         cpu_ms_per_agent_hour: 0.0,
-        generator_cpu_secs: generator.as_secs_f64(),
+        generator_cpu_secs: window.generator.as_secs_f64(),
         startup,
         window: api::between(&before, &after, 0),
         watches_open: after
@@ -223,6 +229,95 @@ async fn one_node(
         requests_ok: counters.ok.load(Ordering::Relaxed),
         requests_failed: counters.failed.load(Ordering::Relaxed),
         first_error: counters.first_error(),
+        floor: None,
+    })
+}
+
+/// What a server and the generator spent while the agents polled for a while.
+struct Window {
+    secs: f64,
+    cpu: CpuTimes,
+    generator: Duration,
+    polls: u64,
+    connections: u64,
+}
+
+impl Window {
+    /// Measure `process` over `secs` seconds of `pollers` polling.
+    async fn measure(process: &Process, pollers: &Pollers, secs: f64) -> Result<Self, ProcError> {
+        let counters = &pollers.counters;
+        let (polls, connections) = (
+            counters.polls.load(Ordering::Relaxed),
+            counters.connections.load(Ordering::Relaxed),
+        );
+        let (cpu, generator) = (process.cpu_times()?, Process::Current.cpu_time()?);
+        let started = Instant::now();
+        tokio::time::sleep(Duration::from_secs_f64(secs.max(0.0))).await;
+        Ok(Window {
+            secs: started.elapsed().as_secs_f64(),
+            cpu: process.cpu_times()?.since(cpu),
+            generator: Process::Current.cpu_time()?.saturating_sub(generator),
+            polls: counters.polls.load(Ordering::Relaxed) - polls,
+            connections: counters.connections.load(Ordering::Relaxed) - connections,
+        })
+    }
+
+    fn cpu_secs(&self) -> f64 {
+        (self.cpu.user + self.cpu.system).as_secs_f64()
+    }
+}
+
+/// The floor of a run: `agents` agents polling bare hyper at the run's pace, over a window
+/// as long as the run's, once every agent's first poll is in.
+async fn floor(
+    params: &NodeParams,
+    agents: usize,
+    bare_hyper: &Path,
+    work_dir: &Path,
+) -> Result<Floor, NodeBenchError> {
+    let addr = free_port()?;
+    let mut command = Command::new(bare_hyper);
+    command.arg("--listen").arg(addr.to_string());
+    let log_dir = work_dir.join(format!("floor-{agents}"));
+    std::fs::create_dir_all(&log_dir).map_err(|source| NodeBenchError::Io {
+        path: log_dir.clone(),
+        source,
+    })?;
+    let mut server = ServerProcess::spawn(ServerKind::BareHyper, command, addr, &log_dir).await?;
+    let process = Process::Pid(server.pid());
+    let workloads = params.workloads.max(1);
+    let agent_list: Vec<NodeAgent> = (0..agents)
+        .map(|index| NodeAgent {
+            index,
+            pods: params.pods,
+            workloads,
+        })
+        .collect();
+    let interval = Duration::from_secs_f64(params.poll_secs.max(0.05));
+    let pollers = Pollers::start(
+        addr,
+        &agent_list,
+        "floor",
+        interval,
+        Expect::AnyServerToAgent,
+    );
+    tokio::time::sleep(interval + SETTLE).await;
+    let window = Window::measure(&process, &pollers, params.window_secs).await;
+    pollers.stop().await;
+    if !server.is_running() {
+        return Err(NodeBenchError::ServerFailed(
+            "(bare hyper) exited during the window".into(),
+            server.log().to_owned(),
+        ));
+    }
+    let _ = server.stop().await;
+    let window = window?;
+    Ok(Floor {
+        window_secs: window.secs,
+        polls: window.polls,
+        connections: window.connections,
+        cpu_secs: window.cpu_secs(),
+        cpu_ms_per_agent_hour: 0.0,
     })
 }
 

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use super::pods::{APP_CONTAINER, pod_name};
 use crate::agents::{self, AgentId, Process};
 use crate::client::{Answer, Reconnecting};
+use crate::fleet::Expect;
 
 /// Agent `index` of a node: its pod (agents are spread over the pods, several processes in
 /// one container when there are more agents than pods) and its own pid.
@@ -98,12 +99,13 @@ pub struct Pollers {
 
 impl Pollers {
     /// Start `agents` agents polling `addr` every `interval`; agent `i`'s first poll is
-    /// `i / agents` of an interval from now.
+    /// `i / agents` of an interval from now. Their answers are checked as `expect` says.
     pub fn start(
         addr: SocketAddr,
         agents: &[NodeAgent],
         namespace: &str,
         interval: Duration,
+        expect: Expect,
     ) -> Pollers {
         let counters = Arc::new(Counters::default());
         let (stop, stopped) = watch::channel(false);
@@ -118,6 +120,7 @@ impl Pollers {
                 namespace: namespace.to_owned(),
                 link: Reconnecting::new(addr),
                 counters: Arc::clone(&counters),
+                expect,
             };
             tasks.spawn(poller.run(start + offset, interval, stopped.clone()));
         }
@@ -141,6 +144,7 @@ struct Poller {
     namespace: String,
     link: Reconnecting,
     counters: Arc<Counters>,
+    expect: Expect,
 }
 
 impl Poller {
@@ -182,9 +186,12 @@ impl Poller {
         let Answer {
             message: answer,
             opened_connection,
-        } = self.link.exchange(message).await?;
+        } = self.link.exchange_expecting(message, self.expect).await?;
         if opened_connection {
             self.counters.connections.fetch_add(1, Ordering::Relaxed);
+        }
+        if self.expect != Expect::OpAmp {
+            return Ok(());
         }
         if first && answer.remote_config.is_none() {
             return Err("no remote config in the answer to a first message".into());

@@ -86,6 +86,20 @@ pub struct NodeRun {
     pub requests_ok: u64,
     pub requests_failed: u64,
     pub first_error: Option<String>,
+    /// The same agents polling bare hyper as long, just after.
+    #[serde(default)]
+    pub floor: Option<Floor>,
+}
+
+/// What bare hyper (a fixed answer, no state, no cluster) cost at the same pace: the floor
+/// this machine charges for the HTTP exchanges alone.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Floor {
+    pub window_secs: f64,
+    pub polls: u64,
+    pub connections: u64,
+    pub cpu_secs: f64,
+    pub cpu_ms_per_agent_hour: f64,
 }
 
 impl NodeRun {
@@ -94,6 +108,18 @@ impl NodeRun {
         let hours = self.window_secs.max(1e-9) / 3600.0;
         self.cpu_ms_per_agent_hour = self.cpu_secs * 1000.0 / (self.agents.max(1) as f64 * hours);
         self.requests_per_node_hour = self.window.requests() as f64 / hours;
+        let agents = self.agents.max(1) as f64;
+        if let Some(floor) = &mut self.floor {
+            let hours = floor.window_secs.max(1e-9) / 3600.0;
+            floor.cpu_ms_per_agent_hour = floor.cpu_secs * 1000.0 / (agents * hours);
+        }
+    }
+
+    /// Our CPU per agent-hour over bare hyper's at the same pace.
+    pub fn over_floor(&self) -> Option<f64> {
+        self.floor
+            .as_ref()
+            .map(|f| self.cpu_ms_per_agent_hour / f.cpu_ms_per_agent_hour.max(1e-9))
     }
 }
 
@@ -142,11 +168,12 @@ impl NodeReport {
                     r.peak_rss_mib, r.rss_mib
                 ),
                 format!(
-                    "{:.1} ms per agent-hour ({:.2} s in {:.0} s, {:.0}% of it in the kernel)",
+                    "{:.1} ms per agent-hour ({:.2} s in {:.0} s, {:.0}% of it in the kernel){}",
                     r.cpu_ms_per_agent_hour,
                     r.cpu_secs,
                     r.window_secs,
-                    100.0 * r.cpu_system_secs / r.cpu_secs.max(1e-9)
+                    100.0 * r.cpu_system_secs / r.cpu_secs.max(1e-9),
+                    floor_note(r)
                 ),
             ),
             None => (
@@ -178,17 +205,22 @@ impl NodeReport {
             p.pods, p.workloads, p.poll_secs, self.build, self.apiserver, p.window_secs
         );
         out.push_str(
-            "| agents | start-up to ready | RSS end / peak (MiB) | server CPU per agent-hour | API requests per node-hour | start-up API requests | generator CPU | failed requests |\n",
+            "| agents | start-up to ready | RSS end / peak (MiB) | server CPU per agent-hour | bare hyper's, same pace | API requests per node-hour | start-up API requests | generator CPU | failed requests |\n",
         );
-        out.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        out.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for r in &self.runs {
+            let floor = r.floor.as_ref().map_or_else(
+                || "not measured".to_owned(),
+                |f| format!("{:.1} ms", f.cpu_ms_per_agent_hour),
+            );
             out.push_str(&format!(
-                "| {} | {:.0} ms | {:.1} / {:.1} | {:.1} ms | {:.1} ({}) | {} ({}) | {:.2} s | {} |\n",
+                "| {} | {:.0} ms | {:.1} / {:.1} | {:.1} ms | {} | {:.1} ({}) | {} ({}) | {:.2} s | {} |\n",
                 r.agents,
                 r.ready_ms,
                 r.rss_mib,
                 r.peak_rss_mib,
                 r.cpu_ms_per_agent_hour,
+                floor,
                 r.requests_per_node_hour,
                 summary(&r.window),
                 r.startup.requests(),
@@ -214,9 +246,31 @@ impl NodeReport {
                 breakdown(&r.window),
                 breakdown(&r.startup)
             ));
+            if let Some(f) = &r.floor {
+                out.push_str(&format!(
+                    "The same {} agents on bare hyper: {} polls over {} new connections in {:.0} s \
+                     ({:.0} µs of its CPU per poll).\n\n",
+                    r.agents,
+                    f.polls,
+                    f.connections,
+                    f.window_secs,
+                    f.cpu_secs * 1e6 / f.polls.max(1) as f64
+                ));
+            }
         }
         out.push_str(&targets_markdown(&self.targets));
         out
+    }
+}
+
+/// "; bare hyper at the same pace: 4.0 ms, ours 5.00× it", when measured.
+fn floor_note(run: &NodeRun) -> String {
+    match (&run.floor, run.over_floor()) {
+        (Some(floor), Some(ratio)) => format!(
+            "; bare hyper at the same pace: {:.1} ms, ours {ratio:.2}× it",
+            floor.cpu_ms_per_agent_hour
+        ),
+        _ => String::new(),
     }
 }
 
@@ -288,5 +342,36 @@ mod tests {
         );
         let markdown = report.markdown();
         assert!(markdown.contains("| 200 |") && markdown.contains("| target |"));
+    }
+
+    #[test]
+    fn the_floor_is_per_agent_hour_too_and_ours_is_judged_against_it() {
+        let mut with_floor = run(200);
+        with_floor.floor = Some(Floor {
+            window_secs: 360.0,
+            polls: 7200,
+            connections: 0,
+            cpu_secs: 0.1,
+            cpu_ms_per_agent_hour: 0.0,
+        });
+        let mut report = NodeReport {
+            params: NodeParams::default(),
+            apiserver: "kube-apiserver v1.37.2".into(),
+            build: "dist".into(),
+            runs: vec![with_floor],
+            targets: Vec::new(),
+        };
+        report.evaluate();
+        let r = &report.runs[0];
+        let floor = r.floor.as_ref().expect("floor");
+        assert!((floor.cpu_ms_per_agent_hour - 5.0).abs() < 1e-9);
+        assert!((r.over_floor().expect("ratio") - 4.0).abs() < 1e-9);
+        let markdown = report.markdown();
+        assert!(markdown.contains("| 20.0 ms | 5.0 ms |"), "{markdown}");
+        assert!(markdown.contains("ours 4.00× it"), "{markdown}");
+        assert!(
+            markdown.contains("(14 µs of its CPU per poll)"),
+            "{markdown}"
+        );
     }
 }

@@ -22,7 +22,7 @@ pub fn describe(notes: Vec<String>) -> Machine {
         .map_or_else(|_| "unknown".to_owned(), |s| s.trim().to_owned());
     Machine {
         cpu,
-        cores: std::thread::available_parallelism().map_or(1, usize::from),
+        cores: crate::servers::cores(),
         memory_gib: (memory_kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
         kernel: format!("Linux {kernel}"),
         notes,

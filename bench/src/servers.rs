@@ -150,6 +150,11 @@ pub enum ServerError {
     },
 }
 
+/// The machine's cores, as tokio counts them for its default runtime.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
 /// A started server. Dropping it kills the process.
 pub struct ServerProcess {
     kind: ServerKind,
@@ -190,7 +195,10 @@ impl ServerProcess {
                     .args(["--node-name", "bench-node"])
                     // The embedded default caps agents below the bench's 10,000; through the
                     // environment, so a build without the cap still starts.
-                    .env("ODIGOS_OPAMP_MAX_AGENTS", agents.max(1).to_string());
+                    .env("ODIGOS_OPAMP_MAX_AGENTS", agents.max(1).to_string())
+                    // One runtime thread per core, as the peers' runtimes have: a node's
+                    // default of one would measure a core against their two.
+                    .env("ODIGOS_OPAMP_WORKER_THREADS", cores().to_string());
                 if kind == ServerKind::OursPeerOff {
                     command.args(["--peer-verification", "off"]);
                 }

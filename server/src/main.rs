@@ -145,6 +145,13 @@ struct Cli {
     #[arg(long, env = "ODIGOS_OPAMP_REQUEST_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
     request_timeout: Duration,
 
+    /// Threads of the async runtime that answers agents and runs the watches. One answers
+    /// a node's few hundred agents with a small fraction of a core, and wakes fewer threads
+    /// per poll than one per core would; more only help past some ten thousand messages a
+    /// second.
+    #[arg(long, env = "ODIGOS_OPAMP_WORKER_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    worker_threads: u16,
+
     /// Log format.
     #[arg(long, env = "ODIGOS_OPAMP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -344,9 +351,17 @@ impl StopSignals {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.worker_threads.into())
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(cli.log_format, &cli.log)?;
     let settings = cli.settings()?;
     tracing::info!(mode = %settings.mode, peer_verification = %settings.peer_verification, "mode");

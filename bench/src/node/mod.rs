@@ -277,7 +277,11 @@ async fn floor(
 ) -> Result<Floor, NodeBenchError> {
     let addr = free_port()?;
     let mut command = Command::new(bare_hyper);
-    command.arg("--listen").arg(addr.to_string());
+    // One runtime thread, as our server runs by default.
+    command
+        .arg("--listen")
+        .arg(addr.to_string())
+        .env("TOKIO_WORKER_THREADS", "1");
     let log_dir = work_dir.join(format!("floor-{agents}"));
     std::fs::create_dir_all(&log_dir).map_err(|source| NodeBenchError::Io {
         path: log_dir.clone(),

@@ -199,7 +199,8 @@ impl NodeReport {
         let p = &self.params;
         let mut out = format!(
             "One node: {} pods ({} Deployments, one InstrumentationConfig each), agents polling \
-             every {} s, each on its own connection; our server ({} build) in Kubernetes mode \
+             every {} s, each on its own keep-alive connection; our server ({} build, its \
+             default one runtime thread) in Kubernetes mode \
              against {} on loopback, as the `odiglet` service account; a fresh server and node \
              per row; measured over {:.0} s once every agent was registered.\n\n",
             p.pods, p.workloads, p.poll_secs, self.build, self.apiserver, p.window_secs
@@ -248,7 +249,8 @@ impl NodeReport {
             ));
             if let Some(f) = &r.floor {
                 out.push_str(&format!(
-                    "The same {} agents on bare hyper: {} polls over {} new connections in {:.0} s \
+                    "The same {} agents on bare hyper (one runtime thread, as ours): {} polls \
+                     over {} new connections in {:.0} s \
                      ({:.0} µs of its CPU per poll).\n\n",
                     r.agents,
                     f.polls,

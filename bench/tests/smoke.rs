@@ -287,6 +287,10 @@ async fn the_node_phase_measures_a_node_and_writes_nothing_for_heartbeats() {
         context()
     );
     assert!(r.cpu_secs >= 0.0 && r.window_polls > 0, "{}", context());
+    // Agents keep their connections between polls: the server's idle timeout outlasts them.
+    assert_eq!(r.window_connections, 0, "{}", context());
+    let floor = r.floor.as_ref().expect("bare hyper's floor");
+    assert!(floor.polls > 0 && floor.failed == 0, "{}", context());
 
     // Start-up: the pod and config watches opened (listed first on API servers without
     // streaming lists; v1.37 streams their initial state, so no LIST), the resync's LIST of

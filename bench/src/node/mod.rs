@@ -307,6 +307,7 @@ async fn floor(
     );
     tokio::time::sleep(interval + SETTLE).await;
     let window = Window::measure(&process, &pollers, params.window_secs).await;
+    let failed = pollers.counters.failed.load(Ordering::Relaxed);
     pollers.stop().await;
     if !server.is_running() {
         return Err(NodeBenchError::ServerFailed(
@@ -322,6 +323,7 @@ async fn floor(
         connections: window.connections,
         cpu_secs: window.cpu_secs(),
         cpu_ms_per_agent_hour: 0.0,
+        failed,
     })
 }
 

@@ -100,6 +100,9 @@ pub struct Floor {
     pub connections: u64,
     pub cpu_secs: f64,
     pub cpu_ms_per_agent_hour: f64,
+    /// Requests that got no answer (a floor with failures measured less than the load).
+    #[serde(default)]
+    pub failed: u64,
 }
 
 impl NodeRun {
@@ -251,12 +254,13 @@ impl NodeReport {
                 out.push_str(&format!(
                     "The same {} agents on bare hyper (one runtime thread, as ours): {} polls \
                      over {} new connections in {:.0} s \
-                     ({:.0} µs of its CPU per poll).\n\n",
+                     ({:.0} µs of its CPU per poll, {} failed requests).\n\n",
                     r.agents,
                     f.polls,
                     f.connections,
                     f.window_secs,
-                    f.cpu_secs * 1e6 / f.polls.max(1) as f64
+                    f.cpu_secs * 1e6 / f.polls.max(1) as f64,
+                    f.failed
                 ));
             }
         }
@@ -355,6 +359,7 @@ mod tests {
             connections: 0,
             cpu_secs: 0.1,
             cpu_ms_per_agent_hour: 0.0,
+            failed: 0,
         });
         let mut report = NodeReport {
             params: NodeParams::default(),
@@ -372,7 +377,7 @@ mod tests {
         assert!(markdown.contains("| 20.0 ms | 5.0 ms |"), "{markdown}");
         assert!(markdown.contains("ours 4.00× it"), "{markdown}");
         assert!(
-            markdown.contains("(14 µs of its CPU per poll)"),
+            markdown.contains("(14 µs of its CPU per poll, 0 failed requests)"),
             "{markdown}"
         );
     }

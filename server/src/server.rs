@@ -23,6 +23,7 @@ use crate::protocol::{AgentState, Outcome};
 use crate::registry::Registry;
 use crate::settings::{Settings, SettingsError};
 use crate::store::{InstanceStore, MemoryStore};
+use crate::transport::clock::Deadlines;
 use crate::transport::serve::Limits;
 use crate::transport::{self, AgentService};
 use crate::{liveness, transport::OPAMP_PATH};
@@ -326,8 +327,10 @@ fn limits(settings: &Settings) -> Limits {
     Limits {
         connections: Arc::new(Semaphore::new(settings.max_connections)),
         requests: Arc::new(Semaphore::new(settings.max_concurrent_requests)),
-        header_read_timeout: settings.header_read_timeout,
-        idle_timeout: settings.idle_timeout,
+        deadlines: Deadlines {
+            head: settings.header_read_timeout,
+            idle: settings.idle_timeout,
+        },
         request_timeout: settings.request_timeout,
         counter: None,
     }

@@ -148,7 +148,7 @@ async fn one_node(
     let workloads = params.workloads.max(1);
     pods::create_pods(&admin, &namespace, &node, params.pods, workloads).await?;
     pods::create_configs(&admin, &namespace, workloads).await?;
-    let interval = Duration::from_secs_f64(params.poll_secs.max(0.05));
+    let interval = poll_interval(params);
     let instances = Api::<DynamicObject>::namespaced_with(admin, &namespace, &instance_resource());
 
     let before_start = Snapshot::take(plane).await?;
@@ -159,13 +159,7 @@ async fn one_node(
     let ready_ms = started.elapsed().as_secs_f64() * 1e3;
     let process = Process::Pid(server.pid());
 
-    let agent_list: Vec<NodeAgent> = (0..agents)
-        .map(|index| NodeAgent {
-            index,
-            pods: params.pods,
-            workloads,
-        })
-        .collect();
+    let agent_list = node_agents(params, agents);
     let expected: BTreeSet<String> = agent_list
         .iter()
         .map(|a| a.resource_name(&namespace))
@@ -233,6 +227,33 @@ async fn one_node(
     })
 }
 
+/// A run's agents: agent `i` in pod `i mod pods`, the pods spread over the workloads.
+fn node_agents(params: &NodeParams, agents: usize) -> Vec<NodeAgent> {
+    let workloads = params.workloads.max(1);
+    (0..agents)
+        .map(|index| NodeAgent {
+            index,
+            pods: params.pods,
+            workloads,
+        })
+        .collect()
+}
+
+/// How often each agent polls.
+fn poll_interval(params: &NodeParams) -> Duration {
+    Duration::from_secs_f64(params.poll_secs.max(0.05))
+}
+
+/// `<work_dir>/<name>`, created: where a server of the phase writes its output.
+fn log_dir(work_dir: &Path, name: &str) -> Result<PathBuf, NodeBenchError> {
+    let dir = work_dir.join(name);
+    std::fs::create_dir_all(&dir).map_err(|source| NodeBenchError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    Ok(dir)
+}
+
 /// What a server and the generator spent while the agents polled for a while.
 struct Window {
     secs: f64,
@@ -282,22 +303,11 @@ async fn floor(
         .arg("--listen")
         .arg(addr.to_string())
         .env("TOKIO_WORKER_THREADS", "1");
-    let log_dir = work_dir.join(format!("floor-{agents}"));
-    std::fs::create_dir_all(&log_dir).map_err(|source| NodeBenchError::Io {
-        path: log_dir.clone(),
-        source,
-    })?;
+    let log_dir = log_dir(work_dir, &format!("floor-{agents}"))?;
     let mut server = ServerProcess::spawn(ServerKind::BareHyper, command, addr, &log_dir).await?;
     let process = Process::Pid(server.pid());
-    let workloads = params.workloads.max(1);
-    let agent_list: Vec<NodeAgent> = (0..agents)
-        .map(|index| NodeAgent {
-            index,
-            pods: params.pods,
-            workloads,
-        })
-        .collect();
-    let interval = Duration::from_secs_f64(params.poll_secs.max(0.05));
+    let agent_list = node_agents(params, agents);
+    let interval = poll_interval(params);
     let pollers = Pollers::start(
         addr,
         &agent_list,
@@ -353,11 +363,7 @@ async fn launch(
         .arg("--max-agents")
         .arg(agents.max(1).to_string())
         .args(["--log-format", "json"]);
-    let log_dir = work_dir.join(node);
-    std::fs::create_dir_all(&log_dir).map_err(|source| NodeBenchError::Io {
-        path: log_dir.clone(),
-        source,
-    })?;
+    let log_dir = log_dir(work_dir, node)?;
     let server = ServerProcess::launch(ServerKind::Node, command, addr, &log_dir)?;
     Ok((server, admin_addr))
 }

@@ -312,7 +312,7 @@ impl KeyNames {
 pub type Label = &'static str;
 
 /// `peer_verification` read back: one of [`Verification::label`]'s words.
-fn verification_label<'de, D: serde::Deserializer<'de>>(
+pub(crate) fn verification_label<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<&'static str, D::Error> {
     let text = String::deserialize(deserializer)?;

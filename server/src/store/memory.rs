@@ -6,8 +6,7 @@ use std::sync::{Mutex, PoisonError};
 use serde::{Deserialize, Serialize};
 
 use super::{FlushFuture, InstanceStore, PodCap};
-use crate::protocol::instance::{InstanceStatus, KeyNames};
-use crate::protocol::peer::Verification;
+use crate::protocol::instance::{InstanceStatus, KeyNames, Label, verification_label};
 use crate::protocol::{InstanceKey, InstanceRecord};
 
 /// A record as the store keeps it: its JSON, as an API server would, in one allocation
@@ -41,7 +40,8 @@ struct UnkeyedRead {
     #[serde(default)]
     pod_uid: Option<String>,
     instrumented_app: String,
-    peer_verification: String,
+    #[serde(deserialize_with = "verification_label")]
+    peer_verification: Label,
     status: InstanceStatus,
 }
 
@@ -66,10 +66,10 @@ impl Kept {
     /// record that did not would be a bug here, reported rather than taking the server down.
     fn record(&self, key: &InstanceKey) -> Option<InstanceRecord> {
         let read = match self {
-            Kept::Whole(json) => serde_json::from_slice(json).map_err(|e| e.to_string()),
-            Kept::Unkeyed(json) => serde_json::from_slice::<UnkeyedRead>(json)
-                .map_err(|e| e.to_string())
-                .and_then(|rest| with_key(key, rest)),
+            Kept::Whole(json) => serde_json::from_slice(json),
+            Kept::Unkeyed(json) => {
+                serde_json::from_slice::<UnkeyedRead>(json).map(|rest| with_key(key, rest))
+            }
         };
         read.inspect_err(
             |error| tracing::error!(%error, "a kept instance record does not read back"),
@@ -79,24 +79,22 @@ impl Kept {
 }
 
 /// The record of `key` from the rest of it.
-fn with_key(key: &InstanceKey, rest: UnkeyedRead) -> Result<InstanceRecord, String> {
-    let peer_verification = Verification::known_label(&rest.peer_verification)
-        .ok_or_else(|| format!("unknown peer verification {:?}", rest.peer_verification))?;
+fn with_key(key: &InstanceKey, rest: UnkeyedRead) -> InstanceRecord {
     let KeyNames {
         name,
         container_name,
         owner_pod_name,
     } = KeyNames::of(key);
-    Ok(InstanceRecord {
+    InstanceRecord {
         key: key.clone(),
         name,
         container_name,
         pod_uid: rest.pod_uid,
         instrumented_app: rest.instrumented_app,
         owner_pod_name,
-        peer_verification,
+        peer_verification: rest.peer_verification,
         status: rest.status,
-    })
+    }
 }
 
 #[derive(Debug, Default)]

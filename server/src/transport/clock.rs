@@ -258,6 +258,16 @@ mod tests {
         )
     }
 
+    /// The client sends a request head's first bytes and the server reads them.
+    async fn head_arrives(
+        io: &mut Clocked<tokio::io::DuplexStream>,
+        client: &mut tokio::io::DuplexStream,
+    ) {
+        client.write_all(b"GET").await.unwrap();
+        let mut head = [0u8; 3];
+        io.read_exact(&mut head).await.unwrap();
+    }
+
     async fn read_fails_after(io: &mut Clocked<tokio::io::DuplexStream>) -> (Duration, io::Error) {
         let started = Instant::now();
         let mut byte = [0u8; 1];
@@ -281,9 +291,7 @@ mod tests {
     async fn between_requests_the_idle_bound_applies_and_a_new_head_restarts_the_head_bound() {
         let (mut io, mut client, requests) = clocked();
         // One request, answered.
-        client.write_all(b"GET").await.unwrap();
-        let mut head = [0u8; 3];
-        io.read_exact(&mut head).await.unwrap();
+        head_arrives(&mut io, &mut client).await;
         drop(requests.start());
         // Idle well past the head bound, then the first byte of the next head.
         let mut byte = [0u8; 1];
@@ -300,9 +308,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_idle_connection_ends_after_the_idle_bound_from_its_last_answer() {
         let (mut io, mut client, requests) = clocked();
-        client.write_all(b"GET").await.unwrap();
-        let mut head = [0u8; 3];
-        io.read_exact(&mut head).await.unwrap();
+        head_arrives(&mut io, &mut client).await;
         let answering = requests.start();
         // A slow answer does not eat into the idle time.
         tokio::time::sleep(Duration::from_secs(9)).await;

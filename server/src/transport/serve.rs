@@ -65,11 +65,8 @@ pub(crate) struct Limits {
     pub connections: Arc<Semaphore>,
     /// Requests handled at once; the others wait (within `request_timeout`).
     pub requests: Arc<Semaphore>,
-    /// Time to receive a request's headers, from their first byte (from the connection's
-    /// start for its first request).
-    pub header_read_timeout: Duration,
-    /// Time a keep-alive connection may wait for its next request.
-    pub idle_timeout: Duration,
+    /// The bounds of a connection between its requests: the header read and idle timeouts.
+    pub deadlines: Deadlines,
     /// Time to receive the body and answer, once the headers are in.
     pub request_timeout: Duration,
     /// Where the refusals of this layer are counted (the agent listeners'; the admin
@@ -78,13 +75,6 @@ pub(crate) struct Limits {
 }
 
 impl Limits {
-    fn deadlines(&self) -> Deadlines {
-        Deadlines {
-            head: self.header_read_timeout,
-            idle: self.idle_timeout,
-        }
-    }
-
     fn count(&self, answer: Answer) {
         if let Some(metrics) = &self.counter {
             metrics.count(answer);
@@ -136,7 +126,7 @@ where
         // Who is calling, as the kernel says: read once, handed to every request.
         let peer = io.peer();
         let requests = Arc::new(Requests::default());
-        let io = Clocked::new(io, Arc::clone(&requests), limits.deadlines());
+        let io = Clocked::new(io, Arc::clone(&requests), limits.deadlines);
         let connection =
             builder.serve_connection(TokioIo::new(io), bounded(&routes, &limits, peer, requests));
         let connection = graceful.watch(connection);
